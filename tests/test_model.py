@@ -1,0 +1,213 @@
+"""VideoBLIP2 model behaviour on tiny offline models."""
+
+import json
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from transformers import T5ForConditionalGeneration
+
+from videoblip2.config import ConfigError, VideoBLIP2Config
+from videoblip2.modeling import CheckpointError, VideoBLIP2, caption_token_mask
+
+LABELS = torch.tensor([[5, 6, 7, 1], [8, 9, 1, -100], [5, 1, -100, -100]])
+
+
+def test_config_json_round_trip_and_unknown_keys(tmp_path):
+    config = VideoBLIP2Config()
+    assert (config.video_dim, config.audio_dim, config.qformer.num_query_tokens) == (768, 512, 32)
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout, config.lora.target_modules) == (16, 32, 0.05, ["q", "v"])
+    assert config.t5.name_or_path == "google/flan-t5-base" and config.qformer_tokenizer == "bert-base-uncased"
+    config.qformer.encoder_width = 1024
+    config.save(tmp_path / "c.json")
+    again = VideoBLIP2Config.load(tmp_path / "c.json")
+    assert again == config and again.qformer.encoder_width == 1024
+    data = config.to_dict()
+    data["qformer"]["hiden_size"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"bad.json.*qformer.hiden_size"):
+        VideoBLIP2Config.load(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="frames_max"):
+        VideoBLIP2Config.from_dict({"frames_max": 3})
+    with pytest.raises(ConfigError, match="multiple"):
+        VideoBLIP2Config.from_dict({"qformer": {"hidden_size": 30, "num_attention_heads": 4}})
+
+
+def test_tokenizers_built_in_code_give_real_ids(tiny_model):
+    t5_ids = tiny_model.t5_tokenizer("a dog is running").input_ids
+    assert t5_ids[-1] == tiny_model.t5_tokenizer.eos_token_id == 1
+    assert tiny_model.t5_tokenizer.unk_token_id not in t5_ids
+    assert tiny_model.t5_tokenizer.decode(t5_ids, skip_special_tokens=True) == "a dog is running"
+    bert = tiny_model.qformer_tokenizer
+    ids = bert("a dog is running").input_ids
+    assert ids[0] == bert.cls_token_id and ids[-1] == bert.sep_token_id and bert.unk_token_id not in ids
+
+
+def test_forward_and_generate_shapes(tiny_model, feature_batch):
+    out = tiny_model(**feature_batch, labels=LABELS)
+    assert out.logits.shape == (3, 4, len(tiny_model.t5_tokenizer))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    embeds, mask = tiny_model.encode(**feature_batch)
+    n_q = tiny_model.config.qformer.num_query_tokens
+    n_prompt = len(tiny_model.t5_tokenizer(tiny_model.config.prompt).input_ids)
+    assert embeds.shape == (3, 2 * n_q + n_prompt, 64)
+    assert mask[1, n_q:2 * n_q].sum() == 0 and mask[0, n_q:2 * n_q].all()  # video 1 has no sound
+    tiny_model.eval()
+    for kwargs in ({}, {"num_beams": 3}, {"do_sample": True}):
+        captions = tiny_model.generate(**feature_batch, max_new_tokens=6, **kwargs)
+        assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+
+
+def test_bad_feature_shapes_are_explained(tiny_model, feature_batch):
+    with pytest.raises(ValueError, match=r"video features must have shape \(B, T, 768\)"):
+        tiny_model(torch.randn(2, 4, 512))
+    with pytest.raises(ValueError, match="max_frames=16"):
+        tiny_model(torch.randn(1, 17, 768))
+
+
+def test_loss_falls_on_a_fixed_batch(tiny_model, feature_batch):
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW([p for p in tiny_model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = tiny_model(**feature_batch, labels=LABELS).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_only_t5_base_is_frozen(tiny_model, feature_batch):
+    tiny_model(**feature_batch, labels=LABELS).loss.backward()
+    last = tiny_model.config.qformer.num_hidden_layers - 1
+    unused = tuple(f"qformer.encoder.layer.{last}.{m}." for m in ("intermediate", "output"))
+    for name, p in tiny_model.named_parameters():
+        if (name.startswith("t5.") and "lora_" not in name) or any(u in name for u in unused):
+            assert not p.requires_grad and p.grad is None, name
+        else:
+            assert p.requires_grad and p.grad is not None, name
+            if "lora_A" not in name:  # lora_B starts at zero, so dL/dA is exactly zero at step 0
+                assert p.grad.abs().sum() > 0, name
+    trainable = {n for n, p in tiny_model.named_parameters() if p.requires_grad}
+    assert any("lora_B" in n and ".q." in n for n in trainable) and any(".v." in n and "lora_A" in n for n in trainable)
+    assert not any(".k." in n or ".o." in n for n in trainable if n.startswith("t5."))
+
+
+def test_frame_order_matters(tiny_model, feature_batch):
+    tiny_model.eval()
+    video = feature_batch["video"][:, :6]
+    forward, _ = tiny_model.encode(video)
+    backward, _ = tiny_model.encode(video.flip(1))
+    n_q = tiny_model.config.qformer.num_query_tokens
+    again, _ = tiny_model.encode(video.clone())
+    torch.testing.assert_close(forward, again, atol=1e-6, rtol=1e-6)
+    # positions start small (std 0.02), so at initialisation the effect is small but well above float noise
+    assert (forward[:, :n_q] - backward[:, :n_q]).abs().max() > 1e-5
+
+
+def test_video_without_audio_ignores_the_masked_audio(tiny_model, feature_batch):
+    tiny_model.eval()
+    labels = LABELS[1:2]
+    b = {k: v[1:2] for k, v in feature_batch.items()}  # video 1 has no sound
+    logits = tiny_model(**b, labels=labels).logits
+    b2 = dict(b, audio=torch.randn_like(b["audio"]) * 100)
+    assert torch.equal(logits, tiny_model(**b2, labels=labels).logits)
+    # `audio=None` means the same thing
+    no_audio = tiny_model(b["video"], b["video_mask"], labels=labels).logits
+    torch.testing.assert_close(no_audio, logits)
+    # ...and a video with sound does depend on it
+    b3 = {k: v[0:1] for k, v in feature_batch.items()}
+    b4 = dict(b3, audio=torch.randn_like(b3["audio"]))
+    assert not torch.allclose(tiny_model(**b3, labels=labels).logits, tiny_model(**b4, labels=labels).logits)
+
+
+def test_padded_frames_are_ignored(tiny_model, feature_batch):
+    tiny_model.eval()
+    b = {k: v[0:1] for k, v in feature_batch.items()}  # frames 7.. are padding
+    changed = b["video"].clone()
+    changed[:, 7:] = 55.0
+    torch.testing.assert_close(tiny_model.encode(**b)[0], tiny_model.encode(**dict(b, video=changed))[0])
+
+
+def _perturb_trainable(model):
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+
+
+def test_save_load_round_trip(tiny_model, feature_batch, tmp_path):
+    _perturb_trainable(tiny_model)  # so LoRA is non-zero and a wrong load would show
+    tiny_model.eval()
+    tiny_model.save_pretrained(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "config.json", "model.safetensors", "t5_tokenizer", "qformer_tokenizer"}
+    loaded = VideoBLIP2.from_pretrained(tmp_path / "m").eval()
+    assert torch.equal(tiny_model(**feature_batch, labels=LABELS).logits, loaded(**feature_batch, labels=LABELS).logits)
+    assert tiny_model.generate(**feature_batch, num_beams=2) == loaded.generate(**feature_batch, num_beams=2)
+
+    # standalone directory with LoRA merged: same logits (up to float rounding), fresh zero adapters
+    tiny_model.save_pretrained(tmp_path / "merged", merge_lora=True)
+    merged = VideoBLIP2.from_pretrained(tmp_path / "merged").eval()
+    torch.testing.assert_close(merged(**feature_batch, labels=LABELS).logits,
+                               tiny_model(**feature_batch, labels=LABELS).logits, atol=1e-4, rtol=1e-4)
+    state = load_file(str(tmp_path / "merged" / "model.safetensors"))
+    assert all(v.abs().sum() == 0 for k, v in state.items() if "lora_B" in k)
+
+
+def test_saved_directory_names_a_base_t5_instead_of_copying_it(tiny_model, feature_batch, tmp_path):
+    """The real path: a base T5 loaded by name/path; only trained weights go into model.safetensors."""
+    base_dir = tmp_path / "flan-t5-local"
+    T5ForConditionalGeneration(transformers.T5Config(**tiny_model.config.t5.architecture)).save_pretrained(base_dir)
+    config = VideoBLIP2Config.from_dict(tiny_model.config.to_dict())
+    config.t5.name_or_path, config.t5.architecture = str(base_dir), None
+    torch.manual_seed(3)
+    model = VideoBLIP2(config, tiny_model.t5_tokenizer, tiny_model.qformer_tokenizer)
+    _perturb_trainable(model)
+    model.eval().save_pretrained(tmp_path / "m")
+    saved = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert set(saved) == {n for n in model.state_dict() if not n.startswith("t5.") or "lora_" in n}
+    assert any("lora_B" in n for n in saved)
+    loaded = VideoBLIP2.from_pretrained(tmp_path / "m").eval()
+    assert torch.equal(model(**feature_batch, labels=LABELS).logits, loaded(**feature_batch, labels=LABELS).logits)
+
+
+def test_from_pretrained_errors(tiny_model, tmp_path):
+    with pytest.raises(CheckpointError, match="no such model directory"):
+        VideoBLIP2.from_pretrained(tmp_path / "nope")
+    tiny_model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").rename(tmp_path / "weights.bak")
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        VideoBLIP2.from_pretrained(tmp_path / "m")
+    (tmp_path / "weights.bak").rename(tmp_path / "m" / "model.safetensors")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["qformer"]["num_query_tokens"] = 5
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"query_tokens has shape \(1, 4, 64\)"):
+        VideoBLIP2.from_pretrained(tmp_path / "m")
+
+
+def test_sample_with_logprobs_matches_teacher_forcing(tiny_model, feature_batch):
+    tiny_model.eval()
+    torch.manual_seed(0)
+    out = tiny_model.sample_with_logprobs(**feature_batch, num_samples=4, max_new_tokens=8, include_greedy=True)
+    assert out.sequences.shape[0] == 12 and len(out.captions) == 12 and len(out.greedy_captions) == 3
+    assert out.logprobs.requires_grad
+    # reference: score each sample separately with the ordinary forward pass
+    labels = out.sequences.masked_fill(out.token_mask == 0, -100)
+    repeated = {k: v.repeat_interleave(4, dim=0) for k, v in feature_batch.items()}
+    logits = tiny_model(**repeated, labels=labels).logits
+    ref = torch.log_softmax(logits, -1).gather(-1, out.sequences.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(out.logprobs, (ref * out.token_mask).sum(1), atol=1e-4, rtol=1e-4)
+    assert out.greedy_captions == tiny_model.generate(**feature_batch, max_new_tokens=8)
+    out.logprobs.sum().backward()
+    assert tiny_model.video_query_tokens.grad.abs().sum() > 0
+
+
+def test_caption_token_mask():
+    seq = torch.tensor([[5, 1, 0, 0], [5, 6, 7, 8], [1, 4, 1, 0]])
+    assert caption_token_mask(seq, 1).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]

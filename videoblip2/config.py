@@ -1,0 +1,135 @@
+"""VideoBLIP2 configuration: every architecture default lives here, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value or file that VideoBLIP2 cannot use."""
+
+
+@dataclass
+class QFormerConfig:
+    """One InstructBLIP-style Q-Former per branch (video, audio); both share this shape."""
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    cross_attention_frequency: int = 2
+    # Width of the features the cross-attention reads. BLIP-2's Q-Former was trained on EVA ViT-g (1408),
+    # so keeping 1408 keeps every pretrained cross-attention key/value matrix; the per-branch input
+    # projections map 768 (CLIP) / 512 (CLAP) features to this width.
+    encoder_width: int = 1408
+    num_query_tokens: int = 32
+    vocab_size: int = 30522  # bert-base-uncased
+    max_position_embeddings: int = 512
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_prompt_len: int = 32  # prompt tokens fed into the Q-Former
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"qformer.hidden_size={self.hidden_size} is not a multiple of "
+                f"qformer.num_attention_heads={self.num_attention_heads}"
+            )
+        if self.max_prompt_len > self.max_position_embeddings:
+            raise ConfigError("qformer.max_prompt_len exceeds qformer.max_position_embeddings")
+
+
+@dataclass
+class T5Config:
+    """The frozen language model. `architecture` builds a randomly initialised T5 instead of loading one."""
+
+    name_or_path: str = "google/flan-t5-base"
+    # A transformers.T5Config dict: used for tiny test models and real-size benchmarks without a download.
+    architecture: dict[str, Any] | None = None
+    tokenizer: str | None = None  # defaults to name_or_path
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
+
+
+@dataclass
+class VideoBLIP2Config:
+    """Architecture and tokenization of a VideoBLIP2 model; JSON round-trips, unknown keys are errors."""
+
+    video_dim: int = 768  # CLIP ViT-L/14 image embedding
+    audio_dim: int = 512  # CLAP audio embedding
+    max_frames: int = 32
+    max_audio_windows: int = 16
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    t5: T5Config = field(default_factory=T5Config)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    qformer_tokenizer: str = "bert-base-uncased"
+    prompt: str = "A short description of the video:"
+    max_prompt_len: int = 32  # T5 prompt tokens
+    max_caption_len: int = 32  # T5 caption tokens, EOS included
+
+    def __post_init__(self) -> None:
+        # Nested dicts (from JSON) become their dataclasses; unknown keys fail loudly.
+        for name, cls in (("qformer", QFormerConfig), ("t5", T5Config), ("lora", LoRAConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _from_dict(cls, value, prefix=f"{name}."))
+        for name in ("video_dim", "audio_dim", "max_frames", "max_audio_windows", "max_caption_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lora.r <= 0:
+            raise ConfigError(f"lora.r must be positive, got {self.lora.r}")
+
+    @property
+    def t5_tokenizer(self) -> str:
+        return self.t5.tokenizer or self.t5.name_or_path
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VideoBLIP2Config":
+        return _from_dict(cls, data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            f.write(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "VideoBLIP2Config":
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a JSON object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return cls(**data)

@@ -1,0 +1,463 @@
+"""VideoBLIP2: video + audio Q-Formers bridged into a LoRA-adapted, frozen Flan-T5.
+
+Data flow (B = batch, Q = query tokens per branch, P = prompt tokens):
+
+    video (B, T_v, 768) --video_input_proj + time--> video_qformer(queries + prompt) --proj_video--> (B, Q, d_t5)
+    audio (B, T_a, 512) --audio_upscaler + time----> audio_qformer(queries + prompt) --proj_audio--> (B, Q, d_t5)
+    T5 encoder input = [video queries, audio queries, prompt token embeddings]   (B, 2Q + P, d_t5)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import transformers
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoTokenizer,
+    InstructBlipQFormerConfig,
+    InstructBlipQFormerModel,
+    PreTrainedTokenizerBase,
+    T5ForConditionalGeneration,
+)
+from transformers.modeling_outputs import BaseModelOutput
+
+from .config import ConfigError, VideoBLIP2Config
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+T5_TOKENIZER_DIR = "t5_tokenizer"
+QFORMER_TOKENIZER_DIR = "qformer_tokenizer"
+_T5_BASE_PREFIX = "t5.base_model.model."
+
+
+class CheckpointError(RuntimeError):
+    """A model directory that is missing, incomplete, or does not match its config."""
+
+
+@dataclass
+class VideoBLIP2Output:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, L, vocab)
+
+
+@dataclass
+class SampleOutput:
+    """K sampled captions per video with their summed token log-probs (with gradient)."""
+
+    sequences: torch.Tensor  # (B*K, L) token ids, padded with pad_token_id after EOS
+    token_mask: torch.Tensor  # (B*K, L) 1 up to and including EOS
+    logprobs: torch.Tensor  # (B*K,) sum of token log-probs under the mask
+    captions: list[str]  # B*K strings, sample k of video b at index b*K + k
+    greedy_captions: list[str] | None = None  # B strings when asked for
+
+
+def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlipQFormerConfig:
+    q = config.qformer
+    return InstructBlipQFormerConfig(
+        vocab_size=vocab_size,
+        hidden_size=q.hidden_size,
+        num_hidden_layers=q.num_hidden_layers,
+        num_attention_heads=q.num_attention_heads,
+        intermediate_size=q.intermediate_size,
+        hidden_dropout_prob=q.hidden_dropout_prob,
+        attention_probs_dropout_prob=q.attention_probs_dropout_prob,
+        max_position_embeddings=q.max_position_embeddings,
+        cross_attention_frequency=q.cross_attention_frequency,
+        encoder_hidden_size=q.encoder_width,
+    )
+
+
+def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
+    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture`."""
+    if config.t5.architecture is not None:
+        return T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
+    return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
+
+
+class VideoBLIP2(nn.Module):
+    """Audio-visual captioner: two Q-Formers feeding a frozen, LoRA-adapted Flan-T5."""
+
+    def __init__(
+        self,
+        config: VideoBLIP2Config,
+        t5_tokenizer: PreTrainedTokenizerBase | None = None,
+        qformer_tokenizer: PreTrainedTokenizerBase | None = None,
+        t5: T5ForConditionalGeneration | None = None,
+    ):
+        super().__init__()
+        self.config = config
+        self.t5_tokenizer = t5_tokenizer or AutoTokenizer.from_pretrained(config.t5_tokenizer)
+        self.qformer_tokenizer = qformer_tokenizer or AutoTokenizer.from_pretrained(config.qformer_tokenizer)
+        q = config.qformer
+        qformer_config = qformer_hf_config(config, vocab_size=max(q.vocab_size, len(self.qformer_tokenizer)))
+
+        # Video branch: CLIP frame features -> Q-Former encoder width, plus a learned position per frame
+        # (frame order must matter: "opens" and "closes" are the same frames reversed).
+        self.video_input_proj = nn.Linear(config.video_dim, q.encoder_width)
+        self.video_time_embedding = nn.Parameter(torch.zeros(1, config.max_frames, q.encoder_width))
+        self.video_input_norm = nn.LayerNorm(q.encoder_width)
+        self.video_query_tokens = nn.Parameter(torch.zeros(1, q.num_query_tokens, q.hidden_size))
+        self.video_qformer = InstructBlipQFormerModel(qformer_config)
+        # Audio branch: the "audio upscaler" lifts CLAP's 512-d windows to the Q-Former encoder width.
+        self.audio_upscaler = nn.Linear(config.audio_dim, q.encoder_width)
+        self.audio_time_embedding = nn.Parameter(torch.zeros(1, config.max_audio_windows, q.encoder_width))
+        self.audio_input_norm = nn.LayerNorm(q.encoder_width)
+        self.audio_query_tokens = nn.Parameter(torch.zeros(1, q.num_query_tokens, q.hidden_size))
+        self.audio_qformer = InstructBlipQFormerModel(qformer_config)
+
+        t5 = t5 if t5 is not None else build_t5(config)
+        d_model = t5.config.d_model
+        self.proj_video = nn.Linear(q.hidden_size, d_model)
+        self.proj_audio = nn.Linear(q.hidden_size, d_model)
+        for p in (self.video_time_embedding, self.audio_time_embedding,
+                  self.video_query_tokens, self.audio_query_tokens):
+            nn.init.normal_(p, std=0.02)
+
+        # Flan-T5 stays frozen; peft adds trainable LoRA matrices on the attention q and v projections.
+        lora = LoraConfig(
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=list(config.lora.target_modules),
+            bias="none",
+        )
+        self.t5 = get_peft_model(t5, lora)
+
+        # The last Q-Former layer's text feed-forward only produces prompt-token outputs, which nothing reads
+        # (only query outputs go on): freeze it so every trainable parameter is one that training can change.
+        for qformer in (self.video_qformer, self.audio_qformer):
+            last = qformer.encoder.layer[-1]
+            for module in (last.intermediate, last.output):
+                module.requires_grad_(False)
+
+        self._prompt_cache: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def device(self) -> torch.device:
+        return self.proj_video.weight.device
+
+    def _check_features(self, name: str, x: torch.Tensor, dim: int, max_len: int, limit_field: str) -> None:
+        if x.dim() != 3 or x.shape[-1] != dim:
+            raise ValueError(f"{name} features must have shape (B, T, {dim}), got {tuple(x.shape)}")
+        if x.shape[1] > max_len:
+            raise ValueError(
+                f"{name} has {x.shape[1]} time steps but config.{limit_field}={max_len}; "
+                "subsample it (videoblip2.data does) or raise the limit"
+            )
+
+    def _prompt_tokens(self, prompt: str | None, batch_size: int) -> tuple[torch.Tensor, ...]:
+        """Tokenize the prompt once per distinct string; returns expanded (B, P) ids and masks for both sides."""
+        prompt = self.config.prompt if prompt is None else prompt
+        if prompt not in self._prompt_cache:
+            q = self.qformer_tokenizer(prompt, truncation=True, max_length=self.config.qformer.max_prompt_len,
+                                       return_tensors="pt")
+            t = self.t5_tokenizer(prompt, truncation=True, max_length=self.config.max_prompt_len,
+                                  return_tensors="pt")
+            self._prompt_cache[prompt] = (q.input_ids, q.attention_mask, t.input_ids, t.attention_mask)
+        return tuple(x.to(self.device).expand(batch_size, -1) for x in self._prompt_cache[prompt])
+
+    def _query_outputs(
+        self,
+        qformer: InstructBlipQFormerModel,
+        query_tokens: torch.Tensor,
+        features: torch.Tensor,  # (B, T, encoder_width)
+        feature_mask: torch.Tensor,  # (B, T) bool
+        prompt_ids: torch.Tensor,  # (B, P)
+        prompt_mask: torch.Tensor,  # (B, P)
+    ) -> torch.Tensor:
+        batch = features.shape[0]
+        queries = query_tokens.expand(batch, -1, -1)  # (B, Q, H)
+        # InstructBLIP's self-attention mask covers [queries + prompt tokens].
+        attention_mask = torch.cat([torch.ones(queries.shape[:2], dtype=prompt_mask.dtype,
+                                               device=prompt_mask.device), prompt_mask], dim=1)
+        out = qformer(
+            input_ids=prompt_ids,
+            attention_mask=attention_mask,
+            query_embeds=queries,
+            encoder_hidden_states=features,
+            encoder_attention_mask=feature_mask.long(),
+        )
+        return out.last_hidden_state[:, : queries.shape[1]]  # (B, Q, H)
+
+    def encode(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        prompt: str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Build the T5 encoder input: returns inputs_embeds (B, 2Q+P, d_t5) and attention_mask (B, 2Q+P)."""
+        cfg = self.config
+        batch, t_video = video.shape[:2]
+        self._check_features("video", video, cfg.video_dim, cfg.max_frames, "max_frames")
+        dtype = self.video_input_proj.weight.dtype
+        video = video.to(self.device, dtype)
+        if video_mask is None:
+            video_mask = torch.ones(batch, t_video, dtype=torch.bool, device=self.device)
+        video_mask = video_mask.to(self.device, torch.bool)
+        if audio is None:  # no sound in the whole batch: keep one masked window so shapes stay uniform
+            audio = video.new_zeros(batch, 1, cfg.audio_dim)
+            audio_mask = torch.zeros(batch, 1, dtype=torch.bool, device=self.device)
+        self._check_features("audio", audio, cfg.audio_dim, cfg.max_audio_windows, "max_audio_windows")
+        audio = audio.to(self.device, dtype)
+        if audio_mask is None:
+            audio_mask = torch.ones(audio.shape[:2], dtype=torch.bool, device=self.device)
+        audio_mask = audio_mask.to(self.device, torch.bool)
+        has_audio = audio_mask.any(dim=1)  # (B,)
+        q_ids, q_mask, t5_prompt_ids, t5_prompt_mask = self._prompt_tokens(prompt, batch)
+
+        # 1. video branch
+        v = self.video_input_proj(video) + self.video_time_embedding[:, :t_video]  # (B, T_v, W)
+        v = self.video_input_norm(v)
+        v_queries = self._query_outputs(self.video_qformer, self.video_query_tokens, v, video_mask, q_ids, q_mask)
+        v_queries = self.proj_video(v_queries)  # (B, Q, d_t5)
+
+        # 2. audio branch. A silent video keeps one (zeroed) window visible so attention stays finite;
+        # its audio queries are masked out of T5 below, so no output depends on them.
+        audio = audio * audio_mask.unsqueeze(-1)
+        audio_mask = audio_mask.clone()
+        audio_mask[~has_audio, 0] = True
+        a = self.audio_upscaler(audio) + self.audio_time_embedding[:, : audio.shape[1]]  # (B, T_a, W)
+        a = self.audio_input_norm(a)
+        a_queries = self._query_outputs(self.audio_qformer, self.audio_query_tokens, a, audio_mask, q_ids, q_mask)
+        a_queries = self.proj_audio(a_queries)  # (B, Q, d_t5)
+
+        # 3. T5 encoder input: [video queries, audio queries, prompt tokens]
+        prompt_embeds = self.t5.get_input_embeddings()(t5_prompt_ids).to(v_queries.dtype)  # (B, P, d_t5)
+        inputs_embeds = torch.cat([v_queries, a_queries, prompt_embeds], dim=1)
+        n_q = v_queries.shape[1]
+        attention_mask = torch.cat([
+            torch.ones(batch, n_q, dtype=torch.long, device=self.device),
+            has_audio.long().unsqueeze(1).expand(batch, n_q),
+            t5_prompt_mask.long(),
+        ], dim=1)
+        return inputs_embeds, attention_mask
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        prompt: str | None = None,
+    ) -> VideoBLIP2Output:
+        """Teacher-forced T5 pass. `labels` (B, L) are caption ids ending with EOS, padded with -100."""
+        inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
+        if labels is not None:
+            labels = labels.to(self.device)
+        out = self.t5(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
+                      decoder_input_ids=decoder_input_ids)
+        return VideoBLIP2Output(loss=out.loss, logits=out.logits)
+
+    # ------------------------------------------------------------------ inference
+    def _decode(self, sequences: torch.Tensor) -> list[str]:
+        return [s.strip() for s in self.t5_tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        prompt: str | None = None,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        max_new_tokens: int | None = None,
+        return_ids: bool = False,
+        **generate_kwargs,
+    ) -> list[str] | tuple[list[str], torch.Tensor]:
+        """Captions for a batch: greedy by default, `num_beams>1` for beam search, `do_sample` for sampling."""
+        inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
+        ids = self.t5.generate(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            num_beams=num_beams,
+            do_sample=do_sample,
+            max_new_tokens=max_new_tokens or self.config.max_caption_len,
+            **generate_kwargs,
+        )
+        captions = self._decode(ids)
+        return (captions, ids) if return_ids else captions
+
+    def sample_with_logprobs(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        num_samples: int = 5,
+        temperature: float = 1.0,
+        max_new_tokens: int | None = None,
+        include_greedy: bool = False,
+        prompt: str | None = None,
+    ) -> SampleOutput:
+        """Sample K captions per video for SCST, and their log-probs with gradients.
+
+        Each video is encoded once (Q-Formers and T5 encoder, with grad); the K samples reuse that encoder
+        output. Sampling runs without grad, then one teacher-forced decoder pass over all B*K samples gives
+        the log-probs with grad. Log-probs are taken at `temperature` (the policy that was sampled).
+        """
+        inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
+        encoder_hidden = self.t5.get_encoder()(inputs_embeds=inputs_embeds,
+                                               attention_mask=attention_mask).last_hidden_state  # (B, S, d)
+        max_new_tokens = max_new_tokens or self.config.max_caption_len
+        greedy_captions = None
+        with torch.no_grad():
+            detached = BaseModelOutput(last_hidden_state=encoder_hidden.detach())
+            if include_greedy:
+                greedy_ids = self.t5.generate(encoder_outputs=detached, attention_mask=attention_mask,
+                                              do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
+                greedy_captions = self._decode(greedy_ids)
+            sequences = self.t5.generate(
+                encoder_outputs=BaseModelOutput(
+                    last_hidden_state=detached.last_hidden_state.repeat_interleave(num_samples, dim=0)),
+                attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
+                do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
+                num_beams=1, max_new_tokens=max_new_tokens,
+            )
+        sequences = sequences[:, 1:]  # drop the decoder start token
+        token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
+        labels = sequences.masked_fill(token_mask == 0, -100)
+        out = self.t5(
+            encoder_outputs=(encoder_hidden.repeat_interleave(num_samples, dim=0),),
+            attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
+            labels=labels,
+        )
+        logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
+        token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * token_mask
+        pad = self.t5_tokenizer.pad_token_id
+        return SampleOutput(
+            sequences=sequences.masked_fill(token_mask == 0, pad),
+            token_mask=token_mask,
+            logprobs=token_logp.sum(dim=1),
+            captions=self._decode(sequences.masked_fill(token_mask == 0, pad)),
+            greedy_captions=greedy_captions,
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything but the frozen base T5: Q-Formers, queries, projections, LoRA adapters."""
+        return {k: v for k, v in self.state_dict().items() if not _is_t5_base_key(k)}
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def init_qformers(self, bert: str | None = None, blip2: str | None = None, verbose: bool = True):
+        """Initialise both Q-Formers and their query tokens from BERT and a BLIP-2 checkpoint (same start).
+
+        Returns the load report (videoblip2.blip2_init.LoadReport), which accounts for every source key.
+        """
+        from .blip2_init import init_qformer
+
+        report = init_qformer(self.video_qformer, self.video_query_tokens, bert=bert, blip2=blip2)
+        self.audio_qformer.load_state_dict(self.video_qformer.state_dict())
+        with torch.no_grad():
+            self.audio_query_tokens.copy_(self.video_query_tokens)
+        if verbose:
+            print(report.summary())
+        return report
+
+    # ------------------------------------------------------------------ save / load
+    def save_pretrained(self, save_directory: str | os.PathLike, merge_lora: bool = False) -> None:
+        """Write config.json, model.safetensors and both tokenizers (Hugging Face layout).
+
+        By default the directory holds the trained weights and names the base T5 (`t5.name_or_path`); a
+        randomly initialised base (`t5.architecture`) is saved with it since nothing else can rebuild it.
+        `merge_lora=True` writes a standalone directory: LoRA merged into the T5 weights, all weights saved.
+        """
+        path = Path(save_directory)
+        path.mkdir(parents=True, exist_ok=True)
+        config = VideoBLIP2Config.from_dict(self.config.to_dict())
+        if merge_lora:
+            state = self._merged_state_dict()
+            config.t5.architecture = self.t5.get_base_model().config.to_dict()
+            config.t5.architecture = {k: v for k, v in config.t5.architecture.items()
+                                      if k not in ("transformers_version", "architectures", "_name_or_path")}
+        elif config.t5.architecture is not None:
+            state = self.state_dict()
+        else:
+            state = self.trained_state_dict()
+        state = {k: v.detach().contiguous().clone() for k, v in state.items()}
+        save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "merged_lora": str(merge_lora)})
+        config.save(path / CONFIG_NAME)
+        self.t5_tokenizer.save_pretrained(path / T5_TOKENIZER_DIR)
+        self.qformer_tokenizer.save_pretrained(path / QFORMER_TOKENIZER_DIR)
+
+    def _merged_state_dict(self) -> dict[str, torch.Tensor]:
+        """State dict with each LoRA delta folded into its base weight and the adapters zeroed."""
+        state = dict(self.state_dict())
+        scale = self.config.lora.alpha / self.config.lora.r
+        for key in [k for k in state if k.endswith(".lora_A.default.weight")]:
+            stem = key[: -len(".lora_A.default.weight")]
+            a, b = state[key], state[f"{stem}.lora_B.default.weight"]
+            state[f"{stem}.base_layer.weight"] = state[f"{stem}.base_layer.weight"] + scale * (b @ a)
+            state[f"{stem}.lora_B.default.weight"] = torch.zeros_like(b)
+        return state
+
+    @classmethod
+    def from_pretrained(
+        cls, model_directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+    ) -> "VideoBLIP2":
+        """Rebuild a model written by `save_pretrained` (base T5 loaded by name unless it is in the directory)."""
+        path = Path(model_directory)
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: no such model directory")
+        for needed in (CONFIG_NAME, WEIGHTS_NAME, T5_TOKENIZER_DIR, QFORMER_TOKENIZER_DIR):
+            if not (path / needed).exists():
+                raise CheckpointError(f"{path}: missing {needed}; is this a VideoBLIP2 save_pretrained directory?")
+        try:
+            config = VideoBLIP2Config.load(path / CONFIG_NAME)
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        model = cls(
+            config,
+            t5_tokenizer=AutoTokenizer.from_pretrained(path / T5_TOKENIZER_DIR),
+            qformer_tokenizer=AutoTokenizer.from_pretrained(path / QFORMER_TOKENIZER_DIR),
+        )
+        state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        expected = model.state_dict()
+        unexpected = sorted(set(state) - set(expected))
+        if unexpected:
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: keys the model does not have: {unexpected[:5]}")
+        missing = sorted(set(expected) - set(state))
+        # A directory may omit the frozen base T5 (loaded by name above); everything else must be there.
+        not_base = [k for k in missing if not _is_t5_base_key(k)]
+        if not_base or (missing and config.t5.architecture is not None):
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: missing weights {(not_base or missing)[:5]}")
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise CheckpointError(
+                    f"{path / WEIGHTS_NAME}: {key} has shape {tuple(value.shape)}, "
+                    f"config.json expects {tuple(expected[key].shape)}"
+                )
+        model.load_state_dict(state, strict=False)
+        return model.to(map_location)
+
+
+def _is_t5_base_key(key: str) -> bool:
+    return key.startswith(_T5_BASE_PREFIX) and "lora_" not in key
+
+
+def caption_token_mask(sequences: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """1 for every token up to and including the first EOS, 0 after it.  (N, L) -> (N, L) float.
+
+    >>> caption_token_mask(torch.tensor([[5, 1, 0], [5, 6, 7]]), eos_token_id=1).tolist()
+    [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    is_eos = (sequences == eos_token_id).long()
+    after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
+    return (~after_eos).float()
+
