@@ -1,0 +1,96 @@
+"""Score a predictions file against MSR-VTT-style references: BLEU-1..4, METEOR, ROUGE-L, CIDEr.
+
+    python -m eval.evaluate --predictions preds.json --ann test_videodatainfo.json [--split test]
+        [--out metrics.json] [--no-meteor] [--spice]
+
+``preds.json`` is ``[{"video_id": ..., "caption": ...}]`` with exactly one caption for every video of the
+selected references (a missing video or an unknown one is an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from eval.coco import DEFAULT_METRICS, compute_metrics
+from videoblip2.annotations import load_annotations, load_predictions
+
+__all__ = ["EvaluationError", "check_coverage", "format_table", "main", "parse_args"]
+
+
+class EvaluationError(ValueError):
+    """Predictions do not match the reference videos."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m eval.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--predictions", required=True, help='JSON list of {"video_id", "caption"}')
+    parser.add_argument("--ann", required=True,
+                        help="references: official MSR-VTT JSON, list of {video_id, caption}, or {video_id: [...]}")
+    parser.add_argument("--split", default=None,
+                        help="train | validate (val) | test; official format only (default: every video in --ann)")
+    parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
+    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
+    parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
+    return parser.parse_args(argv)
+
+
+def check_coverage(predictions: dict[str, str], references: dict[str, list[str]], predictions_path: str,
+                   ann_path: str) -> None:
+    """Raise :class:`EvaluationError` unless predictions cover exactly the reference videos."""
+    missing = [v for v in references if v not in predictions]
+    unknown = [v for v in predictions if v not in references]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(references)} reference videos have no prediction "
+                        f"(e.g. {', '.join(missing[:5])})")
+    if unknown:
+        problems.append(f"{len(unknown)} predicted videos are not in the references (e.g. {', '.join(unknown[:5])})")
+    if problems:
+        raise EvaluationError(f"{predictions_path} vs {ann_path}: " + "; ".join(problems))
+
+
+def format_table(metrics: dict[str, float]) -> str:
+    """Plain-text table: metric, raw value, x100 (the scale of published tables)."""
+    width = max(len("metric"), *(len(name) for name in metrics))
+    lines = [f"{'metric':<{width}}  {'value':>8}  {'x100':>7}", f"{'-' * width}  {'-' * 8}  {'-' * 7}"]
+    lines += [f"{name:<{width}}  {value:>8.4f}  {value * 100:>7.2f}" for name, value in metrics.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    references = load_annotations(args.ann, split=args.split)
+    predictions = load_predictions(args.predictions)
+    check_coverage(predictions, references, args.predictions, args.ann)
+
+    metrics = [m for m in DEFAULT_METRICS if not (args.no_meteor and m == "METEOR")]
+    print(f"scoring {len(predictions)} videos ({', '.join(metrics)}{', SPICE' if args.spice else ''}) ...",
+          file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    scores = compute_metrics(predictions, references, metrics=metrics, spice=args.spice)
+    elapsed = time.perf_counter() - start
+
+    print(format_table(scores))
+    result = {
+        "metrics": scores,
+        "num_videos": len(predictions),
+        "predictions": os.path.abspath(args.predictions),
+        "annotations": os.path.abspath(args.ann),
+        "split": args.split,
+        "seconds": round(elapsed, 2),
+    }
+    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {out}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()
