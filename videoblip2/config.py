@@ -43,6 +43,16 @@ class QFormerConfig:
             raise ConfigError("qformer.max_prompt_len exceeds qformer.max_position_embeddings")
 
 
+# google/flan-t5-base's transformers.T5Config: builds a real-size T5 with random weights, no download
+# (benchmarks, parameter counts).
+FLAN_T5_BASE_ARCHITECTURE: dict[str, Any] = dict(
+    vocab_size=32128, d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12,
+    feed_forward_proj="gated-gelu", tie_word_embeddings=False, relative_attention_num_buckets=32,
+    relative_attention_max_distance=128, dropout_rate=0.1, layer_norm_epsilon=1e-6,
+    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+)
+
+
 @dataclass
 class T5Config:
     """The frozen language model. `architecture` builds a randomly initialised T5 instead of loading one."""
