@@ -256,7 +256,7 @@ class VideoBLIP2(nn.Module):
         """Teacher-forced T5 pass. `labels` (B, L) are caption ids ending with EOS, padded with -100."""
         inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
         if labels is not None:
-            labels = labels.to(self.device)
+            labels = labels.to(self.device).contiguous()  # T5 flattens it with .view
         out = self.t5(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                       decoder_input_ids=decoder_input_ids)
         return VideoBLIP2Output(loss=out.loss, logits=out.logits)
