@@ -1,0 +1,87 @@
+"""Caption pre-extracted features with a trained model.
+
+    python -m videoblip2.predict --model runs/demo/scst/best --features FEATURES \
+        --ann test_videodatainfo.json --split test --out predictions.json [--num-beams 3]
+
+Writes `[{"video_id": ..., "caption": ...}]`, the format `python -m eval.evaluate` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .annotations import load_annotations, save_predictions
+from .data import FeatureStore, VideoDataset, index_batches
+from .modeling import VideoBLIP2
+
+BatchTransform = Callable[[dict], dict]
+
+
+@torch.no_grad()
+def predict_captions(
+    model: VideoBLIP2,
+    dataset: VideoDataset,
+    batch_size: int = 64,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    transform: BatchTransform | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """One caption per video of `dataset` (greedy, or beam search with `num_beams`), as {video_id: caption}.
+
+    `transform` may rewrite each feature batch first (ablations: drop the audio, shuffle the frames).
+    """
+    was_training = model.training
+    model.eval()
+    captions: dict[str, str] = {}
+    batches = index_batches(len(dataset), batch_size, shuffle=False)
+    total = -(-len(dataset) // batch_size)
+    for indices in tqdm(batches, total=total, desc="captioning", unit="batch", disable=not progress):
+        batch = dataset.batch(indices)
+        if transform is not None:
+            batch = transform(batch)
+        texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
+                               num_beams=num_beams, max_new_tokens=max_new_tokens)
+        captions.update(zip(batch["video_ids"], texts))
+    model.train(was_training)
+    return captions
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Caption pre-extracted features with a trained VideoBLIP2.")
+    p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
+    p.add_argument("--features", required=True, help="features directory with video/ and audio/")
+    p.add_argument("--ann", help="annotation file naming the videos to caption (else every video file)")
+    p.add_argument("--split", default=None, help="split of an official MSR-VTT file (train/validate/test)")
+    p.add_argument("--out", required=True, help="predictions JSON to write")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, str]:
+    args = parse_args(argv)
+    model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
+    if args.ann:
+        video_ids = list(load_annotations(args.ann, split=args.split))
+    else:
+        from pathlib import Path
+
+        video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
+    store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
+                         max_audio_windows=model.config.max_audio_windows,
+                         video_dim=model.config.video_dim, audio_dim=model.config.audio_dim).to(args.device)
+    captions = predict_captions(model, VideoDataset(store), args.batch_size, args.num_beams, args.max_new_tokens)
+    save_predictions(captions, args.out)
+    print(f"wrote {len(captions)} captions to {args.out}")
+    return captions
+
+
+if __name__ == "__main__":
+    main()
