@@ -1,0 +1,531 @@
+"""``synth``: a deterministic synthetic stand-in for MSR-VTT that needs frames, frame order and sound.
+
+Each video has four latent factors: a subject (who), a place (where), an action and a sound (or none).
+Its features are written in exactly the real on-disk formats::
+
+    OUT/train_val_videodatainfo.json   official MSR-VTT format, splits "train" + "validate", 20 captions/video
+    OUT/test_videodatainfo.json        official MSR-VTT format, split "test"
+    OUT/video/{video_id}.npy           float16 [num_frames, 768]    ("CLIP frame features")
+    OUT/audio/{video_id}.npy           float16 [T_a, 512]           ("CLAP window features"; absent = no sound)
+    OUT/meta.json                      the extractors' meta format (+ a "synth" entry)
+    OUT/synth_latents.json             the true factors + the canonical caption of every video
+
+How the factors are visible (so a caption is only right if the model uses everything):
+
+* subject and place: fixed prototype vectors added to every frame, plus a shared offset, a per-video
+  nuisance vector, a slow random-walk drift and per-frame noise;
+* action: a trajectory between two "state" prototypes. Three pairs of actions are time reversals of each
+  other ("opens"/"closes" a door, "stands up"/"sits down", "picks up"/"puts down" a box): "closes" is the
+  frame sequence of "opens" played backwards, so the time-average of the frames is distributed identically
+  and a model that ignores frame order cannot tell them apart. Two more actions ("dances", "waves")
+  oscillate around their own prototype;
+* sound (music, speech, engine, barking, applause): only in the audio windows. About 10% of the videos
+  of each split have no audio file, and their captions mention no sound (all captions of the others do).
+
+Captions come from several templates and synonyms (weighted; the first template and first synonym are the
+most common). :func:`canonical_caption` renders the true factors with the most common template and
+synonyms, the "upper reference" that ``bench/synth_reference.py`` scores.
+
+Run ``python -m videoblip2.synth --out data/synth`` (default: 600 / 100 / 200 videos, 16 frames,
+8 audio windows on average).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+FORMAT_VERSION = 1
+VIDEO_DIM = 768
+AUDIO_DIM = 512
+
+# split sizes (train, validate, test)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "small": (60, 10, 20),
+    "default": (600, 100, 200),
+    "large": (6513, 497, 2990),  # the MSR-VTT split sizes
+}
+NO_AUDIO_FRACTION = 0.1
+CAPTIONS_PER_VIDEO = 20
+
+# ------------------------------------------------------------------------------------------------
+# vocabulary: factor -> synonyms (first = most common)
+
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "man": ("a man", "a guy"),
+    "woman": ("a woman", "a lady"),
+    "boy": ("a boy", "a kid"),
+    "girl": ("a girl", "a young girl"),
+    "cat": ("a cat", "a kitten"),
+    "robot": ("a robot", "a small robot"),
+}
+PLACES: dict[str, tuple[str, ...]] = {
+    "kitchen": ("in the kitchen", "in a kitchen"),
+    "park": ("in the park", "in a park"),
+    "street": ("on the street", "on a street"),
+    "beach": ("on the beach", "at the beach"),
+    "office": ("in an office", "in the office"),
+    "garden": ("in the garden", "in a garden"),
+}
+# action -> synonyms as (present tense, -ing form)
+ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "open": (("opens a door", "opening a door"), ("opens the door", "opening the door")),
+    "close": (("closes a door", "closing a door"), ("shuts the door", "shutting the door")),
+    "stand_up": (("stands up", "standing up"), ("gets up", "getting up")),
+    "sit_down": (("sits down", "sitting down"), ("takes a seat", "taking a seat")),
+    "pick_up": (("picks up a box", "picking up a box"), ("lifts a box", "lifting a box")),
+    "put_down": (("puts down a box", "putting down a box"), ("sets a box down", "setting a box down")),
+    "dance": (("dances", "dancing"), ("dances happily", "dancing happily")),
+    "wave": (("waves", "waving"), ("waves a hand", "waving a hand")),
+}
+# (forward, reversed): the reversed action's frames are the forward action's frames in reverse order
+REVERSE_PAIRS: tuple[tuple[str, str], ...] = (("open", "close"), ("stand_up", "sit_down"), ("pick_up", "put_down"))
+OSCILLATING_ACTIONS: tuple[str, ...] = ("dance", "wave")
+# sound -> (clauses for "while ..." / "as ...", noun phrases for "with ... in the background")
+SOUNDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "music": (("music plays", "a song is playing"), ("music", "a song")),
+    "speech": (("someone talks", "a person is speaking"), ("people talking", "someone speaking")),
+    "engine": (("an engine roars", "a motor is running"), ("engine noise", "a motor running")),
+    "barking": (("a dog barks", "a dog is barking"), ("a dog barking", "barking")),
+    "applause": (("people clap", "a crowd applauds"), ("applause", "clapping")),
+}
+SYNONYM_WEIGHTS = (0.7, 0.3)
+
+# templates: (format string, weight); the first is the most common
+SOUND_TEMPLATES: tuple[tuple[str, float], ...] = (
+    ("{subject} {verb} {place} while {clause}", 0.40),
+    ("{subject} is {verbing} {place} with {noun} in the background", 0.20),
+    ("{place} {subject} {verb} as {clause}", 0.15),
+    ("{subject} is {verbing} {place} and {noun} can be heard", 0.15),
+    ("there is {subject} {verbing} {place} while {clause}", 0.10),
+)
+SILENT_TEMPLATES: tuple[tuple[str, float], ...] = (
+    ("{subject} {verb} {place}", 0.40),
+    ("{subject} is {verbing} {place}", 0.35),
+    ("{place} {subject} {verb}", 0.15),
+    ("there is {subject} {verbing} {place}", 0.10),
+)
+
+
+def _words(phrases: Sequence[str]) -> set[str]:
+    return {word for phrase in phrases for word in phrase.split()}
+
+
+_NON_SOUND_WORDS = (
+    _words([s for syn in SUBJECTS.values() for s in syn]) | _words([p for syn in PLACES.values() for p in syn])
+    | _words([v for syn in ACTIONS.values() for pair in syn for v in pair])
+    | _words([t.format(subject="", verb="", verbing="", place="") for t, _ in SILENT_TEMPLATES])
+)
+#: words that only ever appear in a caption because the video has a sound
+SOUND_WORDS: frozenset[str] = frozenset(
+    _words([p for clauses, nouns in SOUNDS.values() for p in clauses + nouns]) - _NON_SOUND_WORDS
+)
+
+# ------------------------------------------------------------------------------------------------
+# feature scales (vectors are drawn with unit norm, then scaled)
+
+COMMON_SCALE = 2.0       # offset shared by every frame / audio window (real CLIP/CLAP features have one)
+FACTOR_SCALE = 1.0       # subject, place, action states, sound
+NUISANCE_SCALE = 0.7     # one of NUM_NUISANCES per video, never mentioned in captions
+NUM_NUISANCES = 8
+DRIFT_SCALE = 0.12       # per-frame step of a random walk (norm)
+FRAME_NOISE = 1.5        # per-frame i.i.d. noise (norm)
+AUDIO_NOISE = 1.2        # per-window i.i.d. noise (norm)
+
+
+@dataclass
+class Latent:
+    """The true factors of one synthetic video."""
+
+    video_id: str
+    split: str
+    subject: str
+    place: str
+    action: str
+    sound: str | None  # None: no audio file
+
+    @property
+    def canonical(self) -> str:
+        return canonical_caption(self)
+
+
+@dataclass
+class SynthSummary:
+    """What :func:`generate` wrote."""
+
+    out_dir: str
+    seed: int
+    splits: dict[str, int]
+    num_frames: int
+    num_audio_windows: int
+    num_no_audio: int
+    num_captions: int
+    seconds: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# captions
+
+
+def render_caption(latent: Latent | Mapping[str, Any], template: int = 0, choices: Sequence[int] = (0, 0, 0, 0)) -> str:
+    """Render one caption from the factors with template index ``template`` and synonym indices
+    ``choices = (subject, place, action, sound)``; template 0 with choices 0 is the canonical caption."""
+    get = latent.get if isinstance(latent, Mapping) else lambda key: getattr(latent, key)
+    subject = SUBJECTS[get("subject")][choices[0]]
+    place = PLACES[get("place")][choices[1]]
+    verb, verbing = ACTIONS[get("action")][choices[2]]
+    sound = get("sound")
+    if sound is None:
+        text = SILENT_TEMPLATES[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place)
+    else:
+        clauses, nouns = SOUNDS[sound]
+        text = SOUND_TEMPLATES[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place,
+                                                   clause=clauses[choices[3]], noun=nouns[choices[3]])
+    return text
+
+
+def canonical_caption(latent: Latent | Mapping[str, Any]) -> str:
+    """The true factors with the most common template and the most common synonyms."""
+    return render_caption(latent, 0, (0, 0, 0, 0))
+
+
+def sample_captions(latent: Latent, rng: np.random.Generator, count: int = CAPTIONS_PER_VIDEO) -> list[str]:
+    """``count`` captions of one video: template and synonyms drawn by their weights."""
+    templates = SILENT_TEMPLATES if latent.sound is None else SOUND_TEMPLATES
+    template_p = np.array([w for _, w in templates])
+    template_p /= template_p.sum()
+    template_index = rng.choice(len(templates), size=count, p=template_p).tolist()
+    synonym_index = (rng.random((count, 4)) >= SYNONYM_WEIGHTS[0]).astype(int).tolist()  # 1 with p = 0.3
+    return [render_caption(latent, t, c) for t, c in zip(template_index, synonym_index)]
+
+
+def _phrase_table() -> dict[str, dict[str, list[str]]]:
+    return {
+        "subject": {k: list(v) for k, v in SUBJECTS.items()},
+        "place": {k: list(v) for k, v in PLACES.items()},
+        "action": {k: [form for pair in v for form in pair] for k, v in ACTIONS.items()},
+        "sound": {k: list(clauses + nouns) for k, (clauses, nouns) in SOUNDS.items()},
+    }
+
+
+def parse_caption(caption: str) -> dict[str, str | None]:
+    """Read the factors back out of a caption (a model's prediction): ``{"subject", "place", "action",
+    "sound"}``, each the one factor value whose phrases occur in the caption, ``None`` if none occurs
+    (for "sound": a caption that mentions no sound), ``"?"`` if phrases of several values occur."""
+    text = f" {' '.join(caption.lower().split())} "
+    out: dict[str, str | None] = {}
+    for factor, values in _phrase_table().items():
+        found = [value for value, phrases in values.items() if any(f" {p} " in text for p in phrases)]
+        out[factor] = found[0] if len(found) == 1 else (None if not found else "?")
+    return out
+
+
+def factor_accuracy(predictions: Mapping[str, str], latents: Mapping[str, Latent]) -> dict[str, float]:
+    """Fraction of predicted captions that name each true factor (:func:`parse_caption`).
+
+    Keys: "subject", "place", "action", "action (reversible)" (videos whose action has a time-reversed
+    partner, which only a model that uses frame order gets right), "sound" (None = correctly silent),
+    "all" (every factor right).
+    """
+    hits: dict[str, list[bool]] = {k: [] for k in ("subject", "place", "action", "action (reversible)", "sound", "all")}
+    reversible = {a for pair in REVERSE_PAIRS for a in pair}
+    for video_id, caption in predictions.items():
+        latent, parsed = latents[video_id], parse_caption(caption)
+        right = {factor: parsed[factor] == getattr(latent, factor)
+                 for factor in ("subject", "place", "action", "sound")}
+        for factor, ok in right.items():
+            hits[factor].append(ok)
+        if latent.action in reversible:
+            hits["action (reversible)"].append(right["action"])
+        hits["all"].append(all(right.values()))
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in hits.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# features
+
+
+def _unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, dim))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@dataclass
+class Prototypes:
+    """The fixed vectors every video is built from (one set per seed)."""
+
+    video_common: np.ndarray        # (768,)
+    subject: dict[str, np.ndarray]  # name -> (768,)
+    place: dict[str, np.ndarray]
+    action_states: dict[str, tuple[np.ndarray, np.ndarray]]  # forward / oscillating action -> (a, b)
+    nuisance: np.ndarray            # (NUM_NUISANCES, 768)
+    audio_common: np.ndarray        # (512,)
+    sound: dict[str, np.ndarray]    # name -> (512,)
+
+
+def make_prototypes(seed: int) -> Prototypes:
+    """Prototype vectors for ``seed`` (unit vectors scaled by the module's scales)."""
+    rng = np.random.default_rng([seed, 0])
+    action_names = [forward for forward, _ in REVERSE_PAIRS] + list(OSCILLATING_ACTIONS)
+    n_video = 1 + len(SUBJECTS) + len(PLACES) + 2 * len(action_names) + NUM_NUISANCES
+    video = _unit_vectors(rng, n_video, VIDEO_DIM)
+    audio = _unit_vectors(rng, 1 + len(SOUNDS), AUDIO_DIM)
+    rows = iter(range(n_video))
+    common = video[next(rows)] * COMMON_SCALE
+    subject = {name: video[next(rows)] * FACTOR_SCALE for name in SUBJECTS}
+    place = {name: video[next(rows)] * FACTOR_SCALE for name in PLACES}
+    states = {name: (video[next(rows)] * FACTOR_SCALE, video[next(rows)] * FACTOR_SCALE) for name in action_names}
+    nuisance = np.stack([video[next(rows)] * NUISANCE_SCALE for _ in range(NUM_NUISANCES)])
+    sound = {name: audio[1 + i] * FACTOR_SCALE for i, name in enumerate(SOUNDS)}
+    return Prototypes(common, subject, place, states, nuisance, audio[0] * COMMON_SCALE, sound)
+
+
+def forward_action(action: str) -> tuple[str, bool]:
+    """``(trajectory name, reversed?)``: "close" -> ("open", True), "open" -> ("open", False)."""
+    for forward, backward in REVERSE_PAIRS:
+        if action == forward:
+            return forward, False
+        if action == backward:
+            return forward, True
+    if action in OSCILLATING_ACTIONS:
+        return action, False
+    raise KeyError(f"unknown action {action!r}")
+
+
+def action_trajectory(action: str, num_frames: int, params: Mapping[str, float], prototypes: Prototypes) -> np.ndarray:
+    """The action's part of the frame features, ``(num_frames, 768)``.
+
+    A reversible action moves from state a to state b with a smoothstep between times ``params["t0"]``
+    and ``params["t1"]`` (fractions of the clip); its reverse partner is exactly that array with the frame
+    order reversed. An oscillating action is ``(a + b) / 2 + amplitude * sin(2 pi f t + phase) * (b - a) / 2``.
+    """
+    name, reverse = forward_action(action)
+    state_a, state_b = prototypes.action_states[name]
+    t = np.linspace(0.0, 1.0, num_frames)[:, None]
+    if name in OSCILLATING_ACTIONS:
+        wave = params["amplitude"] * np.sin(2 * np.pi * params["frequency"] * t + params["phase"])
+        return (state_a + state_b) / 2 + wave * (state_b - state_a) / 2
+    x = np.clip((t - params["t0"]) / (params["t1"] - params["t0"]), 0.0, 1.0)
+    progress = x * x * (3 - 2 * x)  # smoothstep
+    trajectory = (1 - progress) * state_a + progress * state_b
+    return trajectory[::-1].copy() if reverse else trajectory
+
+
+def sample_action_params(rng: np.random.Generator) -> dict[str, float]:
+    """Timing of one action; the distribution is symmetric under time reversal (t0 <-> 1 - t1)."""
+    return {
+        "t0": float(rng.uniform(0.1, 0.4)),
+        "t1": float(rng.uniform(0.6, 0.9)),
+        "amplitude": float(rng.uniform(0.8, 1.2)),
+        "frequency": float(rng.uniform(1.0, 2.0)),
+        "phase": float(rng.uniform(0.0, 2 * np.pi)),
+    }
+
+
+def video_features(latent: Latent, num_frames: int, prototypes: Prototypes, rng: np.random.Generator) -> np.ndarray:
+    """Frame features ``(num_frames, 768)`` float16 of one video."""
+    action = action_trajectory(latent.action, num_frames, sample_action_params(rng), prototypes)
+    nuisance = prototypes.nuisance[rng.integers(NUM_NUISANCES)]
+    drift = np.cumsum(rng.standard_normal((num_frames, VIDEO_DIM)), axis=0) * (DRIFT_SCALE / np.sqrt(VIDEO_DIM))
+    noise = rng.standard_normal((num_frames, VIDEO_DIM)) * (FRAME_NOISE / np.sqrt(VIDEO_DIM))
+    frames = (prototypes.video_common + prototypes.subject[latent.subject] + prototypes.place[latent.place]
+              + nuisance + action + drift + noise)
+    return frames.astype(np.float16)
+
+
+def audio_features(sound: str, num_windows: int, prototypes: Prototypes, rng: np.random.Generator) -> np.ndarray:
+    """Audio window features ``(num_windows, 512)`` float16: common offset + loudness * sound + noise."""
+    loudness = rng.uniform(0.6, 1.2, size=(num_windows, 1))
+    noise = rng.standard_normal((num_windows, AUDIO_DIM)) * (AUDIO_NOISE / np.sqrt(AUDIO_DIM))
+    return (prototypes.audio_common + loudness * prototypes.sound[sound] + noise).astype(np.float16)
+
+
+# ------------------------------------------------------------------------------------------------
+# the data set
+
+
+def split_sizes(size: str | None = None, num_videos: int | None = None) -> tuple[int, int, int]:
+    """(train, validate, test) sizes: a named size, or ``num_videos`` split 6:1:2 like the default."""
+    if num_videos is not None:
+        if num_videos < 9:
+            raise ValueError(f"--num-videos must be at least 9, got {num_videos}")
+        train, validate = round(num_videos * 6 / 9), round(num_videos / 9)
+        return train, validate, num_videos - train - validate
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    return SIZES[size]
+
+
+def sample_latents(seed: int, sizes: tuple[int, int, int]) -> list[Latent]:
+    """Factors of every video: ``video{i}``, splits in order train / validate / test, factors uniform;
+    ``round(0.1 * n)`` videos of each split (at random) have no sound."""
+    latents = []
+    index = 0
+    for split, count in zip(("train", "validate", "test"), sizes):
+        split_rng = np.random.default_rng([seed, 1, index])
+        silent = set(split_rng.permutation(count)[: round(NO_AUDIO_FRACTION * count)].tolist())
+        for position in range(count):
+            rng = np.random.default_rng([seed, 2, index])
+            latents.append(Latent(
+                video_id=f"video{index}",
+                split=split,
+                subject=list(SUBJECTS)[rng.integers(len(SUBJECTS))],
+                place=list(PLACES)[rng.integers(len(PLACES))],
+                action=list(ACTIONS)[rng.integers(len(ACTIONS))],
+                sound=None if position in silent else list(SOUNDS)[rng.integers(len(SOUNDS))],
+            ))
+            index += 1
+    return latents
+
+
+def _official_json(latents: Sequence[Latent], captions: Mapping[str, list[str]], first_sen_id: int,
+                   seed: int) -> dict[str, Any]:
+    videos, sentences = [], []
+    sen_id = first_sen_id
+    place_names = list(PLACES)
+    for latent in latents:
+        number = int(latent.video_id[len("video"):])
+        videos.append({
+            "category": place_names.index(latent.place),
+            "url": f"https://example.invalid/synth/{latent.video_id}",
+            "video_id": latent.video_id,
+            "start time": 0.0,
+            "end time": 10.0 + number % 20,
+            "split": latent.split,
+            "id": number,
+        })
+        for caption in captions[latent.video_id]:
+            sentences.append({"caption": caption, "video_id": latent.video_id, "sen_id": sen_id})
+            sen_id += 1
+    info = {"contributor": "videoblip2.synth", "data_created": "synthetic", "version": str(FORMAT_VERSION),
+            "year": "2026", "description": f"VideoBLIP2 synthetic benchmark, seed {seed}"}
+    return {"info": info, "videos": videos, "sentences": sentences}
+
+
+def _write_json(path: Path, obj: Any, indent: int | None = None) -> None:
+    path.write_text(json.dumps(obj, indent=indent) + "\n")  # compact like the real files (and fast)
+
+
+def generate(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    size: str = "default",
+    num_videos: int | None = None,
+    num_frames: int = 16,
+    num_audio_windows: int = 8,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SynthSummary:
+    """Write the synthetic data set to ``out_dir`` (see the module docstring); deterministic in ``seed``.
+
+    Args:
+        size: "small" | "default" | "large" (60/10/20, 600/100/200, 6513/497/2990 videos).
+        num_videos: overrides ``size``: that many videos split 6:1:2.
+        num_frames: rows per video file.
+        num_audio_windows: typical rows per audio file; each video has between 3/4 and 5/4 of it
+            (real audio feature counts vary with the clip length).
+        overwrite: allow writing into a directory that already has ``video/`` files (old .npy files
+            are removed first).
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    sizes = split_sizes(size, num_videos)
+    video_dir, audio_dir = out / "video", out / "audio"
+    if video_dir.is_dir() and any(video_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{video_dir} already has files; pass overwrite=True (--overwrite)")
+        shutil.rmtree(video_dir)
+        shutil.rmtree(audio_dir, ignore_errors=True)
+    video_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+
+    prototypes = make_prototypes(seed)
+    latents = sample_latents(seed, sizes)
+    captions: dict[str, list[str]] = {}
+    iterator: Any = latents
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(latents, desc=f"synth -> {out}", unit="video")
+    low, high = max(1, num_audio_windows - num_audio_windows // 4), num_audio_windows + num_audio_windows // 4
+    for latent in iterator:
+        number = int(latent.video_id[len("video"):])
+        rng = np.random.default_rng([seed, 3, number])
+        captions[latent.video_id] = sample_captions(latent, rng)
+        np.save(video_dir / f"{latent.video_id}.npy", video_features(latent, num_frames, prototypes, rng))
+        if latent.sound is not None:
+            windows = int(rng.integers(low, high + 1))
+            np.save(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
+
+    train_val = [latent for latent in latents if latent.split != "test"]
+    test = [latent for latent in latents if latent.split == "test"]
+    _write_json(out / "train_val_videodatainfo.json", _official_json(train_val, captions, 0, seed))
+    _write_json(out / "test_videodatainfo.json",
+                _official_json(test, captions, CAPTIONS_PER_VIDEO * len(train_val), seed))
+    no_audio = [latent.video_id for latent in latents if latent.sound is None]
+    _write_json(out / "meta.json", {
+        "video": {"model": "synth", "pretrained": None, "num_frames": num_frames, "dim": VIDEO_DIM,
+                  "dtype": "float16"},
+        "audio": {"model": "synth", "window_s": 2.0, "hop_s": 2.0, "dim": AUDIO_DIM, "dtype": "float16",
+                  "no_audio": no_audio},
+        "synth": {"version": FORMAT_VERSION, "seed": seed, "splits": dict(zip(("train", "validate", "test"), sizes)),
+                  "num_audio_windows": num_audio_windows},
+    }, indent=1)
+    _write_json(out / "synth_latents.json", {
+        "version": FORMAT_VERSION,
+        "seed": seed,
+        "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items() if k != "video_id"},
+                                     "canonical": latent.canonical} for latent in latents},
+    })
+    return SynthSummary(
+        out_dir=str(out), seed=seed, splits=dict(zip(("train", "validate", "test"), sizes)), num_frames=num_frames,
+        num_audio_windows=num_audio_windows, num_no_audio=len(no_audio),
+        num_captions=CAPTIONS_PER_VIDEO * len(latents), seconds=time.perf_counter() - start,
+        files={"train_val": str(out / "train_val_videodatainfo.json"), "test": str(out / "test_videodatainfo.json"),
+               "features": str(out), "latents": str(out / "synth_latents.json")},
+    )
+
+
+def latent_factors(out_dir: str | Path) -> dict[str, Latent]:
+    """Read ``synth_latents.json``: ``{video_id: Latent}`` (``latent.canonical`` is the upper-reference caption)."""
+    data = json.loads((Path(out_dir) / "synth_latents.json").read_text())
+    return {video_id: Latent(video_id=video_id, **{k: v for k, v in fields.items() if k != "canonical"})
+            for video_id, fields in data["videos"].items()}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m videoblip2.synth", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--seed", type=int, default=0)
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--size", choices=list(SIZES), default="default",
+                       help="small 60/10/20, default 600/100/200, large 6513/497/2990 (train/validate/test)")
+    sizes.add_argument("--num-videos", type=int, default=None, help="this many videos, split 6:1:2")
+    parser.add_argument("--num-frames", type=int, default=16)
+    parser.add_argument("--num-audio-windows", type=int, default=8, help="typical audio windows per video")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing feature files in --out")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> SynthSummary:
+    args = parse_args(argv)
+    summary = generate(args.out, seed=args.seed, size=args.size, num_videos=args.num_videos,
+                       num_frames=args.num_frames, num_audio_windows=args.num_audio_windows,
+                       overwrite=args.overwrite, progress=not args.no_progress)
+    splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
+    print(f"wrote {sum(summary.splits.values())} videos ({splits}; {summary.num_no_audio} without audio), "
+          f"{summary.num_captions} captions to {summary.out_dir} in {summary.seconds:.1f} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
