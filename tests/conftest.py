@@ -27,6 +27,12 @@ def tiny_model(tiny_model_factory):
 
 
 @pytest.fixture
+def tiny_frozen_t5_model(tiny_model_factory):
+    """The real recipe at tiny size: T5 frozen, LoRA on q and v."""
+    return tiny_model_factory(seed=0, train_t5=False)
+
+
+@pytest.fixture
 def feature_batch():
     """A batch of 3 videos: one with padded frames, one without sound."""
     g = torch.Generator().manual_seed(0)

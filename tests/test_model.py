@@ -80,7 +80,8 @@ def test_loss_falls_on_a_fixed_batch(tiny_model, feature_batch):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_only_t5_base_is_frozen(tiny_model, feature_batch):
+def test_only_t5_base_is_frozen(tiny_frozen_t5_model, feature_batch):
+    tiny_model = tiny_frozen_t5_model
     tiny_model(**feature_batch, labels=LABELS).loss.backward()
     last = tiny_model.config.qformer.num_hidden_layers - 1
     unused = tuple(f"qformer.encoder.layer.{last}.{m}." for m in ("intermediate", "output"))
@@ -140,7 +141,15 @@ def _perturb_trainable(model):
                 p.add_(torch.randn_like(p) * 0.05)
 
 
-def test_save_load_round_trip(tiny_model, feature_batch, tmp_path):
+def test_tiny_t5_trains_whole_unless_asked(tiny_model, tiny_frozen_t5_model):
+    base = "t5.base_model.model.decoder.block.0.layer.2.DenseReluDense.wo.weight"
+    assert dict(tiny_model.named_parameters())[base].requires_grad
+    assert not dict(tiny_frozen_t5_model.named_parameters())[base].requires_grad
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_save_load_round_trip(tiny_model, tiny_frozen_t5_model, feature_batch, tmp_path, frozen):
+    tiny_model = tiny_frozen_t5_model if frozen else tiny_model
     _perturb_trainable(tiny_model)  # so LoRA is non-zero and a wrong load would show
     tiny_model.eval()
     tiny_model.save_pretrained(tmp_path / "m")
@@ -159,8 +168,9 @@ def test_save_load_round_trip(tiny_model, feature_batch, tmp_path):
     assert all(v.abs().sum() == 0 for k, v in state.items() if "lora_B" in k)
 
 
-def test_saved_directory_names_a_base_t5_instead_of_copying_it(tiny_model, feature_batch, tmp_path):
+def test_saved_directory_names_a_base_t5_instead_of_copying_it(tiny_frozen_t5_model, feature_batch, tmp_path):
     """The real path: a base T5 loaded by name/path; only trained weights go into model.safetensors."""
+    tiny_model = tiny_frozen_t5_model
     base_dir = tmp_path / "flan-t5-local"
     T5ForConditionalGeneration(transformers.T5Config(**tiny_model.config.t5.architecture)).save_pretrained(base_dir)
     config = VideoBLIP2Config.from_dict(tiny_model.config.to_dict())

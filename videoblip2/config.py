@@ -61,6 +61,9 @@ class T5Config:
     # A transformers.T5Config dict: used for tiny test models and real-size benchmarks without a download.
     architecture: dict[str, Any] | None = None
     tokenizer: str | None = None  # defaults to name_or_path
+    # Train every T5 weight, not only LoRA. For randomly initialised (tiny) T5s only: they have no
+    # pretrained language to preserve, and a frozen random T5 learns captions far too slowly.
+    train_base: bool = False
 
 
 @dataclass

@@ -129,6 +129,8 @@ class VideoBLIP2(nn.Module):
             bias="none",
         )
         self.t5 = get_peft_model(t5, lora)
+        if config.t5.train_base:
+            self.t5.get_base_model().requires_grad_(True)
 
         # The last Q-Former layer's text feed-forward only produces prompt-token outputs, which nothing reads
         # (only query outputs go on): freeze it so every trainable parameter is one that training can change.
@@ -375,7 +377,7 @@ class VideoBLIP2(nn.Module):
         """Write config.json, model.safetensors and both tokenizers (Hugging Face layout).
 
         By default the directory holds the trained weights and names the base T5 (`t5.name_or_path`); a
-        randomly initialised base (`t5.architecture`) is saved with it since nothing else can rebuild it.
+        randomly initialised or trained base (`t5.architecture`, `t5.train_base`) is saved with it.
         `merge_lora=True` writes a standalone directory: LoRA merged into the T5 weights, all weights saved.
         """
         path = Path(save_directory)
@@ -386,7 +388,7 @@ class VideoBLIP2(nn.Module):
             config.t5.architecture = self.t5.get_base_model().config.to_dict()
             config.t5.architecture = {k: v for k, v in config.t5.architecture.items()
                                       if k not in ("transformers_version", "architectures", "_name_or_path")}
-        elif config.t5.architecture is not None:
+        elif config.t5.architecture is not None or config.t5.train_base:
             state = self.state_dict()
         else:
             state = self.trained_state_dict()
@@ -435,7 +437,7 @@ class VideoBLIP2(nn.Module):
         missing = sorted(set(expected) - set(state))
         # A directory may omit the frozen base T5 (loaded by name above); everything else must be there.
         not_base = [k for k in missing if not _is_t5_base_key(k)]
-        if not_base or (missing and config.t5.architecture is not None):
+        if not_base or (missing and (config.t5.architecture is not None or config.t5.train_base)):
             raise CheckpointError(f"{path / WEIGHTS_NAME}: missing weights {(not_base or missing)[:5]}")
         for key, value in state.items():
             if value.shape != expected[key].shape:
