@@ -7,6 +7,8 @@ goes through exactly the same classes as the real one; only the sizes differ.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -44,14 +46,25 @@ def t5_style_tokenizer(corpus: list[str], vocab_size: int = 1000) -> PreTrainedT
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def bert_style_tokenizer(corpus: list[str], vocab_size: int = 400) -> PreTrainedTokenizerFast:
-    """Uncased WordPiece tokenizer with BERT's special tokens; wraps text as [CLS] ... [SEP]."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+def bert_style_tokenizer(corpus: list[str], vocab_size: int = 1000) -> PreTrainedTokenizerFast:
+    """Uncased WordPiece tokenizer with BERT's special tokens; wraps text as [CLS] ... [SEP].
+
+    The vocabulary is built here rather than by the `tokenizers` WordPiece trainer, whose result changes from
+    run to run on ties: every character (and its ## continuation), then whole words by falling frequency.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in corpus:
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+    words = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if len(w) > 1]
+    vocab += words[: max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",
