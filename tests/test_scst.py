@@ -1,0 +1,167 @@
+"""SCST: advantages and loss against hand-computed numbers, the model's log-probs, short train_scst runs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from train.scst import scst_advantages, scst_loss, sequence_logprobs
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, oversubscribed OpenMP threads make tiny models 5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+REWARDS = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 3.0]])
+
+
+def test_greedy_baseline_by_hand():
+    adv = scst_advantages(REWARDS, "greedy", torch.tensor([2.0, 1.0]))
+    assert adv.tolist() == [[-1.0, 0.0, 1.0], [-1.0, -1.0, 2.0]]
+
+
+def test_mean_baseline_by_hand():
+    # sample k's baseline is the mean of the other two: row 0 -> 2.5, 2, 1.5; row 1 -> 1.5, 1.5, 0
+    adv = scst_advantages(REWARDS, "mean")
+    assert adv.tolist() == [[-1.5, 0.0, 1.5], [-1.5, -1.5, 3.0]]
+    assert torch.allclose(adv.sum(dim=1), torch.zeros(2))  # leave-one-out advantages sum to 0 per video
+
+
+def test_advantage_errors():
+    with pytest.raises(ValueError, match="greedy_rewards"):
+        scst_advantages(REWARDS, "greedy")
+    with pytest.raises(ValueError, match="at least 2"):
+        scst_advantages(REWARDS[:, :1], "mean")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        scst_advantages(REWARDS, "max")
+
+
+def test_sequence_logprobs_masks_after_eos_and_counts_eos():
+    eos = 1
+    sequences = torch.tensor([[5, 6, 1, 7, 8], [5, 1, 1, 0, 0], [5, 6, 7, 8, 9]])
+    token_logprobs = -torch.tensor([[1.0, 2.0, 3.0, 100.0, 100.0],
+                                    [0.5, 0.25, 100.0, 100.0, 100.0],
+                                    [1.0, 1.0, 1.0, 1.0, 1.0]])
+    # row 0: 1 + 2 + 3 (EOS included), row 1: 0.5 + 0.25 (second EOS masked), row 2: no EOS, everything
+    assert sequence_logprobs(token_logprobs, sequences, eos).tolist() == [-6.0, -0.75, -5.0]
+
+
+def test_scst_loss_and_gradient_by_hand():
+    logprobs = torch.tensor([-1.0, -2.0, -3.0], requires_grad=True)
+    adv = torch.tensor([1.0, 0.0, -2.0])
+    loss = scst_loss(logprobs, adv)
+    assert loss.item() == pytest.approx(-(1 * -1 + 0 * -2 + -2 * -3) / 3)  # -5/3
+    loss.backward()
+    assert logprobs.grad.tolist() == pytest.approx([-1 / 3, 0.0, 2 / 3])  # -adv / N: raise good samples
+    assert scst_loss(logprobs, adv, normalizer=10.0).item() == pytest.approx(-0.5)
+
+
+def test_end_to_end_loss_from_rewards_both_baselines():
+    logprobs = torch.tensor([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0])
+    greedy = scst_loss(logprobs, scst_advantages(REWARDS, "greedy", torch.tensor([2.0, 1.0])).flatten())
+    # advantages -1, 0, 1, -1, -1, 2 -> -(1 + 0 - 3 + 4 + 5 - 12) / 6
+    assert greedy.item() == pytest.approx(5 / 6)
+    mean = scst_loss(logprobs, scst_advantages(REWARDS, "mean").flatten())
+    # advantages -1.5, 0, 1.5, -1.5, -1.5, 3 -> -(1.5 + 0 - 4.5 + 6 + 7.5 - 18) / 6
+    assert mean.item() == pytest.approx(7.5 / 6)
+
+
+def test_model_logprobs_are_masked_sums_of_teacher_forced_logprobs(tiny_model, feature_batch):
+    """sample_with_logprobs' log-probs == sum over tokens up to EOS of log_softmax of a separate forward pass."""
+    torch.manual_seed(0)
+    tiny_model.eval()
+    out = tiny_model.sample_with_logprobs(**feature_batch, num_samples=3, max_new_tokens=8, include_greedy=True)
+    assert out.logprobs.shape == (9,) and out.logprobs.requires_grad and len(out.greedy_captions) == 3
+    repeat = {k: v.repeat_interleave(3, dim=0) for k, v in feature_batch.items()}
+    eos = tiny_model.t5_tokenizer.eos_token_id
+    labels = out.sequences.masked_fill(out.token_mask == 0, -100)
+    with torch.no_grad():
+        logits = tiny_model(**repeat, labels=labels).logits
+    token_logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, out.sequences.unsqueeze(-1)).squeeze(-1)
+    expected = sequence_logprobs(token_logprobs, out.sequences, eos)
+    assert torch.allclose(out.logprobs.detach(), expected, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- train_scst runs
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from videoblip2.synth import generate
+
+    root = tmp_path_factory.mktemp("scst_synth")
+    generate(root, num_videos=9, progress=False)  # 6 train, 1 validate, 2 test videos
+    return root
+
+
+@pytest.fixture(scope="module")
+def init_dir(data, tmp_path_factory):
+    from train.common import build_tiny
+    from videoblip2.annotations import load_annotations
+
+    ann = load_annotations(data / "train_val_videodatainfo.json", "train")
+    model = build_tiny([c for caps in ann.values() for c in caps], seed=0, hidden=32, layers=1, queries=4,
+                       dropout=None)
+    path = tmp_path_factory.mktemp("scst_init") / "model"
+    model.save_pretrained(path)
+    return path
+
+
+def _scst_args(data, init_dir, out, *extra):
+    return ["--model", str(init_dir), "--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"),
+            "--out", str(out), "--batch-size", "2", "--num-samples", "3", "--max-sample-len", "8",
+            "--max-steps", "2", "--log-every", "1", "--lr", "1e-4", "--no-progress", "--num-threads", "1", *extra]
+
+
+def _records(out, kind):
+    return [json.loads(line) for line in open(out / "log.jsonl") if json.loads(line)["type"] == kind]
+
+
+def test_train_scst_mean_baseline_top5_refs(data, init_dir, tmp_path):
+    from train import make_top5, train_scst
+    from videoblip2.modeling import VideoBLIP2
+
+    top5 = tmp_path / "top5.json"
+    make_top5.main(["--ann", str(data / "train_val_videodatainfo.json"), "--out", str(top5)])
+    out = tmp_path / "scst_mean"
+    summary = train_scst.main(_scst_args(data, init_dir, out, "--baseline", "mean", "--refs", "top5",
+                                         "--top5", str(top5)))
+    assert summary["step"] == 2
+    train = _records(out, "train")
+    assert [r["step"] for r in train] == [1, 2]
+    for r in train:
+        for key in ("loss", "lr", "reward_mean", "adv_mean", "adv_std", "adv_pos_frac", "sample_len", "videos_per_s"):
+            assert np.isfinite(r[key]), key
+        assert abs(r["adv_mean"]) < 1e-6  # leave-one-out advantages sum to zero
+        assert "reward_greedy" not in r  # the mean baseline needs no greedy pass
+    val = _records(out, "val")[-1]
+    assert val["step"] == 2 and np.isfinite(val["val_loss"]) and 0 <= val["val_cider"]
+    assert json.loads((out / "last" / "trainer_info.json").read_text())["baseline"] == "mean"
+    VideoBLIP2.from_pretrained(out / "last")
+    assert (out / "log.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_scst_greedy_baseline_logs_greedy_reward(data, init_dir, tmp_path):
+    from train import train_scst
+
+    out = tmp_path / "scst_greedy"
+    train_scst.main(_scst_args(data, init_dir, out, "--baseline", "greedy", "--max-steps", "1"))
+    (record,) = _records(out, "train")
+    assert np.isfinite(record["reward_greedy"]) and np.isfinite(record["reward_mean"])
+    # mean advantage = mean sample reward - mean greedy reward (each video has the same number of samples)
+    assert record["adv_mean"] == pytest.approx(record["reward_mean"] - record["reward_greedy"], abs=1e-6)
+
+
+def test_train_scst_argument_errors(data, init_dir, tmp_path):
+    from train import train_scst
+
+    with pytest.raises(SystemExit):
+        train_scst.parse_args(_scst_args(data, init_dir, tmp_path / "x", "--refs", "top5"))
+    with pytest.raises(SystemExit):
+        train_scst.parse_args(_scst_args(data, init_dir, tmp_path / "x", "--num-samples", "1"))

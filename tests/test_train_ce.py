@@ -1,0 +1,218 @@
+"""train_ce through main([...]) on a tiny synthetic set: the loss falls, checkpoints round-trip, a run killed
+with SIGKILL resumes exactly, directory writes are atomic, weight decay skips biases/norms/embeddings."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from train import train_ce
+from train.common import (
+    TrainingError,
+    Validator,
+    atomic_write_dir,
+    build_tiny,
+    feature_store,
+    no_decay,
+    param_groups,
+    recover_dir,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, oversubscribed OpenMP threads make tiny models 5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from videoblip2.synth import generate
+
+    root = tmp_path_factory.mktemp("ce_synth")
+    generate(root, num_videos=9, progress=False)  # 6 train videos (120 caption pairs), 1 validate, 2 test
+    return root
+
+
+@pytest.fixture(scope="module")
+def init_dir(data, tmp_path_factory):
+    """A saved tiny model (dropout on), so that independent runs start from identical weights and tokenizers."""
+    from videoblip2.annotations import load_annotations
+
+    ann = load_annotations(data / "train_val_videodatainfo.json", "train")
+    model = build_tiny([c for caps in ann.values() for c in caps], seed=0, hidden=32, layers=1, queries=4,
+                       dropout=None)
+    assert model.config.qformer.hidden_dropout_prob > 0 and model.config.lora.dropout > 0
+    path = tmp_path_factory.mktemp("ce_init") / "model"
+    model.save_pretrained(path)
+    return path
+
+
+def _data_args(data):
+    return ["--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"), "--no-progress",
+            "--num-threads", "1"]
+
+
+def _records(out, kind):
+    return [r for r in map(json.loads, open(Path(out) / "log.jsonl")) if r["type"] == kind]
+
+
+def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(data, tmp_path):
+    from videoblip2.annotations import load_annotations
+    from videoblip2.modeling import VideoBLIP2
+
+    out = tmp_path / "ce"
+    lr, warmup, total = 1e-2, 2, 12
+    summary = train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", *_data_args(data),
+                             "--out", str(out), "--batch-size", "8", "--max-steps", str(total), "--lr", str(lr),
+                             "--warmup-steps", str(warmup), "--log-every", "1"])
+    assert summary["step"] == total
+    train = _records(out, "train")
+    assert [r["step"] for r in train] == list(range(1, total + 1))
+    losses = [r["loss"] for r in train]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+    # the lr of step s is the schedule at s - 1: linear warm-up from 0, then cosine to 0
+    for r in train:
+        s = r["step"] - 1
+        expected = lr * s / warmup if s < warmup else lr * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
+        assert r["lr"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+        assert r["pairs_per_s"] > 0 and r["grad_norm"] > 0
+
+    # outputs: last/ best/ state/ log.png; last/ and state/model hold the same weights
+    (val,) = _records(out, "val")
+    assert val["step"] == total and val["cider_df"] == "validation references"
+    assert (out / "log.png").read_bytes()[:4] == b"\x89PNG"
+    progress = json.loads((out / "state" / "progress.json").read_text())
+    assert progress["step"] == total and progress["best_step"] == total
+    assert json.loads((out / "best" / "trainer_info.json").read_text())["validation"]["val_loss"] == val["val_loss"]
+    last, state_model = load_file(out / "last" / "model.safetensors"), load_file(out / "state" / "model" / "model.safetensors")
+    assert last.keys() == state_model.keys() and all(torch.equal(last[k], state_model[k]) for k in last)
+
+    # round trip: the reloaded model reproduces the validation numbers logged by the in-memory one
+    model = VideoBLIP2.from_pretrained(out / "best")
+    val_ann = load_annotations(data / "train_val_videodatainfo.json", "validate")
+    args = train_ce.parse_args(["--tiny", *_data_args(data), "--out", str(out)])
+    from train.common import DistInfo
+
+    dist = DistInfo()
+    again = Validator(model, feature_store(data, list(val_ann), model.config, args, dist), val_ann, dist,
+                      batch_size=16, precision="fp32")(model)
+    assert again["val_loss"] == pytest.approx(val["val_loss"], rel=1e-5)
+    assert again["val_cider"] == pytest.approx(val["val_cider"], abs=1e-9)
+    assert again["examples"] == val["examples"]
+
+
+def _watch_and_kill(proc, log_path, result):
+    """SIGKILL `proc` as soon as its log shows a completed state save."""
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if log_path.exists():
+            for line in log_path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if record.get("type") == "save" and "state" in record.get("dirs", []):
+                    os.kill(proc.pid, signal.SIGKILL)
+                    result["killed_after_save_at"] = record["step"]
+                    proc.wait()
+                    return
+        time.sleep(0.01)
+    proc.kill()
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(data, init_dir, tmp_path):
+    args = ["--model", str(init_dir), *_data_args(data), "--batch-size", "8", "--max-steps", "30",
+            "--save-every", "2", "--log-every", "1", "--lr", "2e-3"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "train.train_ce", *args, "--out", str(killed)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = {}
+    watcher = threading.Thread(target=_watch_and_kill, args=(proc, killed / "log.jsonl", result))
+    watcher.start()
+    reference = tmp_path / "reference"
+    train_ce.main([*args, "--out", str(reference)])  # the uninterrupted run, while the other one is killed
+    watcher.join()
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the run was not killed (rc {proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+    saved = json.loads((killed / "state" / "progress.json").read_text())["step"]
+    assert saved >= result["killed_after_save_at"] >= 2 and saved < 30
+
+    train_ce.main([*args, "--out", str(killed)])  # re-running into the same directory resumes
+    starts = _records(killed, "start")
+    assert [(s["step"], s["resumed"]) for s in starts] == [(0, False), (saved, True)]
+    ref_losses = {r["step"]: r["loss"] for r in _records(reference, "train")}
+    got = _records(killed, "train")
+    assert [r["step"] for r in got] == list(range(1, 31))  # records of the killed run's lost steps were dropped
+    for r in got:
+        assert r["loss"] == pytest.approx(ref_losses[r["step"]], rel=1e-6, abs=1e-6), r["step"]
+    first_resumed = next(r for r in got if r["step"] == saved + 1)
+    assert first_resumed["loss"] == pytest.approx(ref_losses[saved + 1], rel=1e-6)
+    a, b = load_file(killed / "last" / "model.safetensors"), load_file(reference / "last" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5) for k in a)
+    assert _records(killed, "val")[-1]["val_loss"] == pytest.approx(_records(reference, "val")[-1]["val_loss"], rel=1e-6)
+
+    with pytest.raises(TrainingError, match="global_batch"):  # the data position only means something unchanged
+        train_ce.main([*args, "--out", str(killed), "--batch-size", "4"])
+
+
+def test_atomic_write_dir_keeps_the_previous_version(tmp_path):
+    final = tmp_path / "best"
+
+    def good(content):
+        def write(path):
+            path.mkdir()
+            (path / "weights").write_text(content)
+        return write
+
+    atomic_write_dir(final, good("v1"))
+
+    def crashing(path):
+        path.mkdir()
+        (path / "weights").write_text("half")
+        raise KeyboardInterrupt  # the process dies in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_dir(final, crashing)
+    assert (final / "weights").read_text() == "v1"
+    atomic_write_dir(final, good("v2"))  # the leftover temporary directory is cleaned up
+    assert (final / "weights").read_text() == "v2" and sorted(os.listdir(tmp_path)) == ["best"]
+
+    os.replace(final, tmp_path / ".best.old")  # killed between the two renames of a swap
+    (tmp_path / ".best.tmp").mkdir()
+    recover_dir(final)
+    assert (final / "weights").read_text() == "v2" and sorted(os.listdir(tmp_path)) == ["best"]
+
+
+def test_param_groups_skip_decay_on_biases_norms_embeddings(init_dir):
+    from videoblip2.modeling import VideoBLIP2
+
+    model = VideoBLIP2.from_pretrained(init_dir)
+    groups = param_groups(model, weight_decay=0.05)
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in groups[0]["params"]}
+    plain = {names[id(p)] for p in groups[1]["params"]}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert decayed | plain == trainable and not decayed & plain
+    assert {"video_query_tokens", "audio_query_tokens", "video_time_embedding", "proj_video.bias"} <= plain
+    assert any("word_embeddings" in n for n in plain) and any("LayerNorm" in n for n in plain)
+    assert "proj_video.weight" in decayed and any("lora_A" in n for n in decayed)
+    assert not any(no_decay(n, p) for n, p in model.named_parameters() if n in decayed)

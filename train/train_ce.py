@@ -1,0 +1,118 @@
+"""Cross-entropy training of VideoBLIP2 on every (video, caption) pair of the training annotations.
+
+    python -m train.train_ce --tiny --features data/synth --ann data/synth/train_val_videodatainfo.json \\
+        --out runs/ce --epochs 8 --batch-size 32 --lr 1e-3
+
+    torchrun --nproc_per_node 4 -m train.train_ce --t5 google/flan-t5-base --qformer-tokenizer bert-base-uncased \\
+        --bert bert-base-uncased --blip2 blip2_pretrained_flant5xl.pth --features features/msrvtt \\
+        --ann msrvtt/train_val_videodatainfo.json --out runs/ce --epochs 10 --batch-size 32 --lr 1e-4
+
+The loss of an optimizer step is the token cross-entropy summed over the global batch divided by its number
+of label tokens (EOS included). Validation (loss + greedy CIDEr-D) runs at the end of every epoch and every
+--eval-every steps; `best/` keeps the model with the best validation CIDEr-D. Re-running the same command
+continues from OUT/state. See train/common.py for the output directory layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence
+
+import numpy as np
+from torch import nn
+
+from train.common import (
+    DistInfo,
+    StepOutput,
+    Task,
+    Trainer,
+    TrainingError,
+    Validator,
+    _labels,
+    _model_inputs,
+    _print,
+    add_data_args,
+    add_model_args,
+    add_optim_args,
+    add_run_args,
+    build_model,
+    caption_loss_sum,
+    cli,
+    feature_store,
+    load_resumed_model,
+    load_train_val,
+    prepare_output,
+    run,
+)
+from videoblip2.data import CaptionDataset
+from videoblip2.modeling import VideoBLIP2
+
+
+class CaptionTask(Task):
+    """Teacher-forced cross-entropy on (video, caption) pairs; normaliser: label tokens of the global batch."""
+
+    name = "train_ce"
+    unit = "pairs"
+
+    def __init__(self, dataset: CaptionDataset):
+        self.dataset = dataset
+        self.num_items = len(dataset)
+
+    def normalizer(self, indices: np.ndarray) -> float:
+        return float(self.dataset.label_lengths[indices].sum())
+
+    def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
+        batch = self.dataset.batch(indices)
+        module.train()
+        logits = module(**_model_inputs(batch), labels=_labels(batch)).logits  # (B, L, vocab)
+        loss_sum = caption_loss_sum(logits, batch["labels"])
+        tokens = float(self.dataset.label_lengths[indices].sum())
+        return StepOutput(loss_sum, {"loss": (loss_sum.item(), tokens)})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m train.train_ce", description=__doc__.split("\n")[0])
+    add_model_args(parser)
+    add_data_args(parser)
+    add_optim_args(parser, lr=1e-4)
+    add_run_args(parser, epochs=10, batch_size=32, unit="caption pairs")
+    args = parser.parse_args(argv)
+    if args.model is not None and args.tiny:
+        parser.error("--model and --tiny are alternatives")
+    return args
+
+
+def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
+    out, resume = prepare_output(args, dist)
+    train_ann, val_ann = load_train_val(args)
+    if resume is not None:
+        model = load_resumed_model(resume, args, dist)
+    else:
+        model = build_model(args, [c for captions in train_ann.values() for c in captions], dist, out)
+    model.to(dist.device)
+    config = model.config
+    _print(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
+                 f"{model.num_parameters():,}")
+
+    store = feature_store(args.features, list(train_ann), config, args, dist)
+    dataset = CaptionDataset(store, train_ann, model.t5_tokenizer, config.max_caption_len)
+    validator = None
+    if val_ann:
+        val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
+        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision)
+    else:
+        _print(dist, "warning: no validation annotations (--val-ann, or an official --ann with a "
+                     f"'{args.val_split}' split): no validation, no best/")
+    trainer = Trainer(args, CaptionTask(dataset), model, dist, validator, out, resume)
+    return trainer.fit()
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train; returns a summary (out, step, best_val_cider, best_step, last_validation)."""
+    return run(train, parse_args(argv))
+
+
+__all__ = ["CaptionTask", "TrainingError", "main", "parse_args", "train"]
+
+if __name__ == "__main__":
+    cli(main)
