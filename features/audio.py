@@ -1,0 +1,201 @@
+"""CLAP audio features: ``python -m features.audio VIDEOS... --out FEATURES --ckpt 630k-audioset-best.pt``.
+
+Writes ``FEATURES/audio/{video_id}.npy`` float16 ``[T_a, 512]``: the audio track decoded with PyAV, resampled
+to 48 kHz, averaged to mono, cut into windows (default 5 s every 2.5 s, at most 16 spread over the clip;
+see ``videoblip2.extract.DEFAULT_WINDOW_S`` for why) and embedded with LAION CLAP's audio tower. A video
+with no audio stream or only silence gets no file, a marker ``FEATURES/audio/{video_id}.noaudio.json`` and
+an entry in ``meta.json["audio"]["no_audio"]`` (the data loader treats it as a video without sound).
+Failures, resume, sharding and the exit status work as in ``features.video``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from features.common import (
+    FAILURES_NAME,
+    FailureLog,
+    InputError,
+    MetaMismatchError,
+    RunSummary,
+    VideoItem,
+    add_common_arguments,
+    finished_ids,
+    iter_pending,
+    list_videos,
+    parse_shard,
+    read_meta,
+    run_extraction,
+    save_npy_atomic,
+    take_shard,
+    update_meta,
+    write_json_atomic,
+)
+from videoblip2.extract import (
+    DEFAULT_CLAP_MODEL,
+    DEFAULT_HOP_S,
+    DEFAULT_MAX_WINDOWS,
+    DEFAULT_SILENCE_THRESHOLD,
+    DEFAULT_WINDOW_S,
+    ClapWindowEncoder,
+    ExtractionError,
+    ExtractorModelError,
+    decode_audio,
+    is_silent,
+    load_clap,
+    quantize_int16,
+    window_starts,
+)
+
+logger = logging.getLogger("features.audio")
+
+NO_AUDIO_SUFFIX = ".noaudio.json"
+CHECKED_KEYS = ("model", "ckpt", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m features.audio", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_arguments(parser, batch_size=64, batch_unit="audio windows")
+    model = parser.add_argument_group("model")
+    model.add_argument("--amodel", default=DEFAULT_CLAP_MODEL,
+                       help="laion_clap audio config (HTSAT-tiny for 630k-*.pt, HTSAT-base for music_*.pt) or a .json")
+    model.add_argument("--ckpt", help="local CLAP checkpoint file; omitted = RANDOM weights (benchmarks only)")
+    model.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                       help="fp16/bf16 autocast on a GPU (the spectrogram front end is happiest in fp32)")
+    windows = parser.add_argument_group("windows")
+    windows.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length, seconds (<= 10)")
+    windows.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="hop between window starts, seconds")
+    windows.add_argument("--max-windows", type=int, default=DEFAULT_MAX_WINDOWS,
+                         help="longer tracks get this many windows spread evenly (0: no limit)")
+    windows.add_argument("--silence-threshold", type=float, default=DEFAULT_SILENCE_THRESHOLD,
+                         help="peak amplitude below which a track counts as silent")
+    return parser.parse_args(argv)
+
+
+class DecodeWindows:
+    """Worker-side job: the mono 48 kHz track quantised to int16 as CLAP does, plus its window starts."""
+
+    def __init__(self, sample_rate: int, window: int, hop: int, max_windows: int | None, silence_threshold: float):
+        self.sample_rate, self.window, self.hop = sample_rate, window, hop
+        self.max_windows, self.silence_threshold = max_windows, silence_threshold
+
+    def __call__(self, item: VideoItem) -> dict[str, Any]:
+        wave = decode_audio(item.path, self.sample_rate)
+        if wave is None:
+            return {"no_audio": "no audio stream"}
+        if is_silent(wave, self.silence_threshold):
+            return {"no_audio": "silent" if wave.size else "empty audio stream",
+                    "seconds": wave.size / self.sample_rate}
+        starts = window_starts(len(wave), self.window, self.hop, self.max_windows)
+        return {"wave": torch.from_numpy(quantize_int16(wave)), "starts": torch.tensor(starts, dtype=torch.long)}
+
+
+def no_audio_ids(folder: Path) -> list[str]:
+    return sorted(finished_ids(folder, [NO_AUDIO_SUFFIX]))
+
+
+def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> RunSummary:
+    """The extraction behind :func:`main`; ``encoder`` reuses a loaded model (benchmarks).
+
+    Raises:
+        InputError, ExtractorModelError, MetaMismatchError: nothing was extracted.
+    """
+    out = Path(args.out)
+    folder = out / "audio"
+    shard_index, shard_count = parse_shard(args.shard)
+    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
+    if args.window <= 0 or args.hop <= 0:
+        raise InputError("--window and --hop must be > 0")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = finished_ids(folder, [".npy", NO_AUDIO_SUFFIX])
+    skipped = sum(item.video_id in done for item in items)
+    pending = list(iter_pending(items, done, args.limit))
+    failures = FailureLog(args.failures or out / FAILURES_NAME, "audio")
+    logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    if not pending:
+        if read_meta(out).get("audio"):
+            update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
+
+    if encoder is None:
+        encoder = load_clap(args.amodel, args.ckpt, device=args.device, precision=args.precision)
+    window = int(round(args.window * encoder.sample_rate))
+    hop = int(round(args.hop * encoder.sample_rate))
+    if window > encoder.clip_samples:
+        raise InputError(f"--window {args.window} s is longer than the CLAP input "
+                         f"({encoder.clip_samples / encoder.sample_rate:g} s)")
+    entry = {
+        "model": args.amodel if not args.amodel.endswith(".json") else Path(args.amodel).stem,
+        "ckpt": Path(args.ckpt).name if args.ckpt else "none",
+        "sample_rate": encoder.sample_rate,
+        "window_s": args.window,
+        "hop_s": args.hop,
+        "max_windows": args.max_windows or None,
+        "silence_threshold": args.silence_threshold,
+        "windows": "every hop_s from 0, plus one flush with the end; > max_windows: spread evenly "
+                   "(videoblip2.extract.window_starts); each repeat-padded to the CLAP input length",
+        "dim": encoder.dim,
+        "dtype": "float16",
+    }
+    update_meta(out, "audio", entry, CHECKED_KEYS, has_features=bool(done))
+
+    def write(item: VideoItem, features: torch.Tensor) -> None:
+        array = features.numpy()
+        if not np.isfinite(array).all():
+            raise ExtractionError(f"{item.path}: non-finite CLAP features")
+        save_npy_atomic(folder / f"{item.video_id}.npy", array.astype(np.float16))
+
+    def skip(item: VideoItem, decoded: dict[str, Any]) -> str | None:
+        reason = decoded.get("no_audio")
+        if reason is not None:
+            write_json_atomic(folder / f"{item.video_id}{NO_AUDIO_SUFFIX}", {"reason": reason, "path": item.path})
+        return reason
+
+    def rows_of(decoded: dict[str, Any]) -> list[torch.Tensor]:
+        wave = decoded["wave"]
+        return [wave[start : start + window] for start in decoded["starts"].tolist()]
+
+    summary = run_extraction(
+        items=pending,
+        decode=DecodeWindows(encoder.sample_rate, window, hop, args.max_windows or None, args.silence_threshold),
+        rows_of=rows_of,
+        encode=encoder.encode,
+        collate=lambda chunks: [w for chunk in chunks for w in chunk],
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=encoder.device,
+        write=write,
+        skip=skip,
+        failures=failures,
+        desc="audio features",
+    )
+    # Every shard rewrites the full list from the marker files, so the last one to finish leaves it complete.
+    update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+    summary.total, summary.skipped = len(items), skipped
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("features").setLevel(logging.INFO)
+    try:
+        summary = run(args)
+    except (InputError, ExtractorModelError, MetaMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary.line("audio"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,488 @@
+"""What the video and audio extractors share: inputs, sharding, resume, atomic files, failures, meta.json,
+and the loop that packs decoded videos into large model batches.
+
+Pipeline of one run::
+
+    list inputs -> --shard i/N -> drop finished ids (resume) -> DataLoader workers decode (PyAV)
+        -> RowBatcher packs rows (frames / audio windows) of many videos into fixed-size model batches
+        -> encode on the device -> split back per video -> tmp file + rename -> progress bar
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError
+
+META_NAME = "meta.json"
+FAILURES_NAME = "failures.jsonl"
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+class InputError(ValueError):
+    """The extractor's inputs cannot be used: a missing path, a bad list/annotation file, duplicate ids."""
+
+
+class MetaMismatchError(RuntimeError):
+    """The output folder holds features made with other settings (mixing them would be silent corruption)."""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    video_id: str  # the file stem
+    path: str
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _from_annotations(path: Path, video_dir: str | None, split: str | None) -> list[VideoItem]:
+    from videoblip2.annotations import AnnotationError, load_annotations
+
+    if not video_dir:
+        raise InputError(f"{path}: an annotation file needs --video-dir, the folder holding the videos")
+    folder = Path(video_dir)
+    if not folder.is_dir():
+        raise InputError(f"--video-dir {folder}: no such folder")
+    try:
+        video_ids = list(load_annotations(path, split=split))
+    except AnnotationError as e:
+        raise InputError(str(e)) from None
+    by_stem: dict[str, Path] = {}
+    for file in sorted(folder.iterdir()):
+        if _is_video(file):
+            by_stem.setdefault(file.stem, file)
+    # A listed video without a file still becomes an item: it fails ("no such file") into failures.jsonl.
+    return [VideoItem(v, str(by_stem.get(v, folder / f"{v}.mp4"))) for v in video_ids]
+
+
+def _from_list(path: Path) -> list[VideoItem]:
+    items = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        file = Path(line)
+        if not file.is_absolute():
+            file = path.parent / file
+        items.append(VideoItem(file.stem, str(file)))
+    return items
+
+
+def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str | None = None) -> list[VideoItem]:
+    """Videos to process, sorted by id (the file stem).
+
+    Each input is a video file, a folder (searched recursively for video files), a list file
+    (.txt/.lst/.list: one path per line, relative to the list file), or an annotation JSON
+    (``videoblip2.annotations`` formats; ids looked up as ``{video_dir}/{id}.*``, ``split`` selects).
+
+    Raises:
+        InputError: a missing input, or two different files with the same id.
+    """
+    items: list[VideoItem] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            items += [VideoItem(f.stem, str(f)) for f in sorted(path.rglob("*")) if f.is_file() and _is_video(f)]
+        elif path.suffix.lower() == ".json":
+            if not path.is_file():
+                raise InputError(f"{path}: no such annotation file")
+            items += _from_annotations(path, video_dir, split)
+        elif path.suffix.lower() in LIST_SUFFIXES:
+            if not path.is_file():
+                raise InputError(f"{path}: no such list file")
+            items += _from_list(path)
+        elif path.is_file() or _is_video(path):
+            items.append(VideoItem(path.stem, str(path)))  # a missing video file fails later, per video
+        else:
+            raise InputError(f"{path}: not a video file, folder, list file (.txt) or annotation file (.json)")
+    unique: dict[str, VideoItem] = {}
+    for item in items:
+        other = unique.setdefault(item.video_id, item)
+        if os.path.abspath(other.path) != os.path.abspath(item.path):
+            raise InputError(f"two videos share the id {item.video_id!r}: {other.path} and {item.path}")
+    return [unique[k] for k in sorted(unique)]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N): this machine takes every N-th video starting at i (0 <= i < N)."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"--shard {text!r}: need 0 <= i < N")
+    return index, count
+
+
+def take_shard(items: Sequence[VideoItem], index: int, count: int) -> list[VideoItem]:
+    """Every ``count``-th item from ``index``, over the id-sorted list (the same split on every machine)."""
+    return list(items[index::count])
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+def _tmp_path(path: Path) -> Path:
+    # Hidden, and unique per host+process: shards on several machines may share one output folder.
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (fcntl; the video and audio extractors both edit meta.json)."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_meta(root: str | os.PathLike) -> dict[str, Any]:
+    path = Path(root) / META_NAME
+    if not path.is_file():
+        return {}
+    meta = json.loads(path.read_text())
+    if not isinstance(meta, dict):
+        raise MetaMismatchError(f"{path}: not a JSON object")
+    return meta
+
+
+def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any], check: Sequence[str] = (),
+                has_features: bool = False) -> dict[str, Any]:
+    """Merge ``entry`` into ``meta.json[section]`` (locked read-modify-write, atomic replace).
+
+    If the folder already has features (``has_features``) and the recorded section disagrees with
+    ``entry`` on any key in ``check``, raise MetaMismatchError instead of mixing two kinds of features.
+    """
+    root = Path(root)
+    with _locked(root / ".meta.lock"):
+        meta = read_meta(root)
+        old = meta.get(section) or {}
+        if has_features and old:
+            diff = {k: (old.get(k), entry.get(k)) for k in check if old.get(k) != entry.get(k)}
+            if diff:
+                shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
+                raise MetaMismatchError(
+                    f"{root / META_NAME}: the {section} features there were extracted with other settings "
+                    f"({shown}); use another --out folder or delete {root / section}")
+        meta[section] = {**old, **entry}
+        write_json_atomic(root / META_NAME, meta)
+    return meta
+
+
+class FailureLog:
+    """Appends one JSON line per failed video: ``{"video_id", "path", "extractor", "error", "time", "host"}``."""
+
+    def __init__(self, path: str | os.PathLike, extractor: str):
+        self.path = Path(path)
+        self.extractor = extractor
+        self.count = 0
+
+    def record(self, item: VideoItem, error: str, traceback_text: str | None = None) -> None:
+        self.count += 1
+        entry = {"video_id": item.video_id, "path": item.path, "extractor": self.extractor, "error": error,
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname()}
+        if traceback_text:  # unexpected exceptions (not ExtractionError) keep their trace
+            entry["traceback"] = traceback_text
+        line = json.dumps(entry)
+        with open(self.path, "a") as f:  # one small O_APPEND write per line: shards can share the file
+            f.write(line + "\n")
+
+
+def finished_ids(folder: Path, suffixes: Sequence[str]) -> set[str]:
+    """Ids that already have an output file (``{id}{suffix}``) in ``folder``: skipped on resume."""
+    done: set[str] = set()
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            for suffix in suffixes:
+                if entry.name.endswith(suffix) and not entry.name.startswith("."):
+                    done.add(entry.name[: -len(suffix)])
+    return done
+
+
+# ----------------------------------------------------------------------------------------------
+# decoding workers + batching
+
+
+class DecodeDataset(torch.utils.data.Dataset):
+    """Runs ``decode(item)`` in a DataLoader worker; a failure becomes ``{"error": ...}`` instead of a crash."""
+
+    def __init__(self, items: Sequence[VideoItem], decode: Callable[[VideoItem], dict[str, Any]]):
+        self.items = list(items)
+        self.decode = decode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        try:
+            out = self.decode(item)
+        except ExtractionError as e:
+            out = {"error": str(e)}
+        except Exception as e:  # a bug or an odd file must not stop a 10k-video run; the log keeps the trace
+            out = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+        out["index"] = index
+        return out
+
+
+def decode_loader(dataset: DecodeDataset, workers: int, device: torch.device) -> torch.utils.data.DataLoader:
+    """Decoded videos as they come (not in order): ``workers`` processes, each a few videos ahead."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,  # one video per item; RowBatcher does the batching across videos
+        num_workers=workers,
+        prefetch_factor=4 if workers > 0 else None,
+        pin_memory=device.type == "cuda",
+        in_order=False,  # a slow video must not hold back the ones decoded after it
+    )
+
+
+@dataclass
+class _Pending:
+    key: Any
+    rows: Any
+    size: int
+    outputs: list[torch.Tensor] = field(default_factory=list)
+    encoded: int = 0
+
+
+class RowBatcher:
+    """Packs the rows (frames, audio windows) of consecutive videos into model batches of exactly
+    ``batch_size`` rows (only the last, at ``flush``, is smaller) and hands back each video, in order,
+    once all its rows are encoded. A video's rows may span two batches.
+
+    Args:
+        encode: rows -> ``(n, D)`` tensor.
+        batch_size: rows per model call.
+        collate: joins row chunks into one batch (``torch.cat`` for tensors, list concat for lists).
+    """
+
+    def __init__(self, encode: Callable[[Any], torch.Tensor], batch_size: int,
+                 collate: Callable[[list[Any]], Any] = torch.cat):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.encode = encode
+        self.batch_size = batch_size
+        self.collate = collate
+        self._pending: deque[_Pending] = deque()
+        self._cursor = 0  # index in _pending of the first video with rows not yet batched
+        self._row = 0  # its first row not yet batched
+        self._queued = 0  # rows added but not yet encoded
+        self.batch_sizes: list[int] = []  # every model batch, for tests and benchmarks
+
+    def add(self, key: Any, rows: Any) -> list[tuple[Any, torch.Tensor]]:
+        """Queue a video's rows (at least one); returns the videos that the full batches completed."""
+        if len(rows) == 0:
+            raise ValueError(f"{key}: no rows to encode")
+        self._pending.append(_Pending(key, rows, len(rows)))
+        self._queued += len(rows)
+        done = []
+        while self._queued >= self.batch_size:
+            done += self._run(self.batch_size)
+        return done
+
+    def flush(self) -> list[tuple[Any, torch.Tensor]]:
+        """Encode whatever is queued; returns every remaining video."""
+        done = []
+        while self._queued > 0:
+            done += self._run(min(self._queued, self.batch_size))
+        return done
+
+    def _run(self, size: int) -> list[tuple[Any, torch.Tensor]]:
+        chunks, owners = [], []
+        need = size
+        while need > 0:
+            video = self._pending[self._cursor]
+            take = min(need, video.size - self._row)
+            chunks.append(video.rows[self._row : self._row + take])
+            owners.append((video, take))
+            need -= take
+            self._row += take
+            if self._row == video.size:
+                self._cursor, self._row = self._cursor + 1, 0
+        out = self.encode(self.collate(chunks))  # (size, D)
+        if len(out) != size:
+            raise RuntimeError(f"encode returned {len(out)} rows for a batch of {size}")
+        self.batch_sizes.append(size)
+        self._queued -= size
+        start = 0
+        for video, take in owners:
+            video.outputs.append(out[start : start + take])
+            video.encoded += take
+            start += take
+        done = []
+        while self._pending and self._pending[0].encoded == self._pending[0].size:
+            video = self._pending.popleft()
+            self._cursor -= 1
+            done.append((video.key, torch.cat(video.outputs)))
+        return done
+
+
+# ----------------------------------------------------------------------------------------------
+# command line + run
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch_unit: str) -> None:
+    io = parser.add_argument_group("input / output")
+    io.add_argument("inputs", nargs="+",
+                    help="video files, folders, list files (.txt, one path per line) or an annotation .json")
+    io.add_argument("--out", required=True, help="features folder (FEATURES); writes FEATURES/<kind>/{id}.npy")
+    io.add_argument("--video-dir", help="folder of the videos named in an annotation .json input")
+    io.add_argument("--split", help="split of an official MSR-VTT annotation file (train / validate / test)")
+    io.add_argument("--failures", help=f"failure log (default: OUT/{FAILURES_NAME})")
+    run = parser.add_argument_group("run")
+    run.add_argument("--shard", default="0/1", help="i/N: process every N-th video from the i-th (0-based)")
+    run.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                     help="decoding worker processes (0: decode in the main process)")
+    run.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_unit} per model batch")
+    run.add_argument("--device", default="auto", help="cuda, cpu or auto")
+    run.add_argument("--limit", type=int, help="process at most this many (unfinished) videos")
+
+
+@dataclass
+class RunSummary:
+    total: int = 0  # videos in this shard
+    skipped: int = 0  # already finished (resume)
+    written: int = 0
+    failed: int = 0
+    no_audio: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the decode + encode loop (model loading excluded)
+    encode_seconds: float = 0.0  # of which inside the model (incl. host<->device copies)
+    failures: Path | None = None
+
+    @property
+    def videos_per_second(self) -> float:
+        processed = self.written + self.failed + len(self.no_audio)
+        return processed / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self, kind: str) -> str:
+        text = (f"{kind}: {self.total} videos in this shard, {self.skipped} already done, {self.written} written, "
+                f"{self.failed} failed")
+        if kind == "audio":
+            text += f", {len(self.no_audio)} without sound"
+        text += f" ({self.seconds:.1f} s, {self.videos_per_second:.2f} videos/s)"
+        if self.failed:
+            text += f"; see {self.failures}"
+        return text
+
+
+def run_extraction(
+    *,
+    items: Sequence[VideoItem],
+    decode: Callable[[VideoItem], dict[str, Any]],
+    rows_of: Callable[[dict[str, Any]], Any],
+    encode: Callable[[Any], torch.Tensor],
+    collate: Callable[[list[Any]], Any],
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    write: Callable[[VideoItem, torch.Tensor], None],
+    skip: Callable[[VideoItem, dict[str, Any]], str | None] = lambda item, decoded: None,
+    failures: FailureLog,
+    desc: str,
+) -> RunSummary:
+    """Decode ``items`` in workers, encode in shared batches, ``write`` each video; never stops on a bad video.
+
+    ``decode(item)`` runs in the workers and returns a dict; ``rows_of(decoded)`` gives the rows to encode;
+    ``skip(item, decoded)`` returns a reason for a video that gets no features but is not a failure (no
+    sound); ``write(item, features)`` may raise ExtractionError (e.g. non-finite features) -> a failure.
+    """
+    from tqdm.auto import tqdm
+
+    summary = RunSummary(total=len(items), failures=failures.path)
+    start = time.perf_counter()
+
+    def timed_encode(rows: Any) -> torch.Tensor:
+        begin = time.perf_counter()
+        out = encode(rows)  # returns CPU tensors, so device work is finished here
+        summary.encode_seconds += time.perf_counter() - begin
+        return out
+
+    batcher = RowBatcher(timed_encode, batch_size, collate)
+    loader = decode_loader(DecodeDataset(items, decode), workers, device)
+    with tqdm(total=len(items), desc=desc, unit="video", dynamic_ncols=True, file=sys.stderr) as bar:
+        def finish(done: Iterable[tuple[VideoItem, torch.Tensor]]) -> None:
+            for item, features in done:
+                try:
+                    write(item, features)
+                    summary.written += 1
+                except ExtractionError as e:
+                    failures.record(item, str(e))
+                    summary.failed += 1
+                bar.update(1)
+
+        for decoded in loader:
+            item = items[int(decoded["index"])]
+            if "error" in decoded:
+                failures.record(item, decoded["error"], decoded.get("traceback"))
+                summary.failed += 1
+                bar.update(1)
+                bar.set_postfix(failed=summary.failed)
+                continue
+            reason = skip(item, decoded)
+            if reason is not None:
+                summary.no_audio.append(item.video_id)
+                bar.update(1)
+                continue
+            finish(batcher.add(item, rows_of(decoded)))
+        finish(batcher.flush())
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def iter_pending(items: Sequence[VideoItem], done: set[str], limit: int | None) -> Iterator[VideoItem]:
+    count = 0
+    for item in items:
+        if item.video_id in done:
+            continue
+        if limit is not None and count >= limit:
+            return
+        count += 1
+        yield item

@@ -1,0 +1,175 @@
+"""CLIP frame features: ``python -m features.video VIDEOS... --out FEATURES``.
+
+Writes ``FEATURES/video/{video_id}.npy`` float16 ``[T, D]`` (T = --num-frames sampled uniformly, D = 768 for
+ViT-L-14's image embedding), records the settings in ``FEATURES/meta.json["video"]``, logs unreadable
+videos to ``FEATURES/failures.jsonl`` and exits non-zero if any failed. Re-running skips finished videos.
+
+    python -m features.video data/msrvtt/videos --out data/features \\
+        --model ViT-L-14 --pretrained /models/ViT-L-14-openai.safetensors --quick-gelu
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from features.common import (
+    FAILURES_NAME,
+    FailureLog,
+    InputError,
+    MetaMismatchError,
+    RunSummary,
+    VideoItem,
+    add_common_arguments,
+    finished_ids,
+    iter_pending,
+    list_videos,
+    parse_shard,
+    run_extraction,
+    save_npy_atomic,
+    take_shard,
+    update_meta,
+)
+from videoblip2.extract import (
+    CLIP_LAYERS,
+    ClipFrameEncoder,
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_NUM_FRAMES,
+    ExtractionError,
+    ExtractorModelError,
+    decode_frames,
+    load_clip,
+)
+
+logger = logging.getLogger("features.video")
+
+# meta.json["video"] keys that must agree before new features join existing ones
+CHECKED_KEYS = ("model", "pretrained", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m features.video", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_arguments(parser, batch_size=256, batch_unit="frames")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default=DEFAULT_CLIP_MODEL,
+                       help="open_clip architecture, or a model-config .json file")
+    model.add_argument("--pretrained", default=DEFAULT_CLIP_PRETRAINED,
+                       help="open_clip tag (needs the network) or local checkpoint file; 'none' = random weights")
+    model.add_argument("--quick-gelu", action="store_true",
+                       help="QuickGELU activations: needed for OpenAI weights given as a local file")
+    model.add_argument("--layer", choices=CLIP_LAYERS, default="embed",
+                       help="embed: image embedding (768 for ViT-L-14); pooled: pooled ViT output before the projection")
+    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                       help="auto: bf16 (else fp16) on a GPU, fp32 on the CPU")
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--num-frames", type=int, default=DEFAULT_NUM_FRAMES,
+                        help="frames per video, sampled uniformly (middle frame of equal segments)")
+    frames.add_argument("--fps", type=float, help="sample at this rate instead (at most --num-frames frames)")
+    return parser.parse_args(argv)
+
+
+class DecodeFrames:
+    """Worker-side job: sampled frames of one video, resized and cropped by CLIP's PIL steps, as uint8."""
+
+    def __init__(self, num_frames: int, fps: float | None, prepare: Callable, threads: int = 0):
+        self.num_frames, self.fps, self.prepare, self.threads = num_frames, fps, prepare, threads
+
+    def __call__(self, item: VideoItem) -> dict[str, Any]:
+        frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
+                               threads=self.threads)
+        return {"frames": torch.from_numpy(frames)}  # (T, S, S, 3) uint8
+
+
+def pretrained_label(pretrained: str | None) -> str:
+    """What meta.json records: the tag, or a checkpoint's file name (folders may move between machines)."""
+    if not pretrained or pretrained.lower() == "none":
+        return "none"
+    return os.path.basename(pretrained) if os.path.isfile(pretrained) else pretrained
+
+
+def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> RunSummary:
+    """The extraction behind :func:`main`; ``encoder`` reuses a loaded model (benchmarks).
+
+    Raises:
+        InputError, ExtractorModelError, MetaMismatchError: nothing was extracted.
+    """
+    out = Path(args.out)
+    folder = out / "video"
+    shard_index, shard_count = parse_shard(args.shard)
+    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = finished_ids(folder, [".npy"])
+    pending = list(iter_pending(items, done, args.limit))
+    failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
+    skipped = sum(item.video_id in done for item in items)
+    logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    if not pending:
+        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
+
+    if encoder is None:
+        encoder = load_clip(args.model, args.pretrained, layer=args.layer, device=args.device,
+                            precision=args.precision, quick_gelu=args.quick_gelu)
+    entry = {
+        "model": args.model if not args.model.endswith(".json") else Path(args.model).stem,
+        "pretrained": pretrained_label(args.pretrained),
+        "quick_gelu": bool(args.quick_gelu or (args.pretrained or "").lower() == "openai"),
+        "layer": args.layer,
+        "num_frames": args.num_frames,
+        "fps": args.fps,
+        "sampling": "uniform: middle frame of num_frames equal segments (videoblip2.extract.sample_frame_indices)",
+        "image_size": list(encoder.image_size),
+        "dim": encoder.dim,
+        "dtype": "float16",
+    }
+    update_meta(out, "video", entry, CHECKED_KEYS, has_features=bool(done))
+
+    def write(item: VideoItem, features: torch.Tensor) -> None:
+        array = features.numpy()
+        if not np.isfinite(array).all():
+            raise ExtractionError(f"{item.path}: non-finite CLIP features")
+        save_npy_atomic(folder / f"{item.video_id}.npy", array.astype(np.float16))
+
+    summary = run_extraction(
+        items=pending,
+        # the cores are shared between the workers: FFmpeg threads per worker = cores / workers
+        decode=DecodeFrames(args.num_frames, args.fps, encoder.prepare,
+                            threads=max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 0 else 0),
+        rows_of=lambda decoded: decoded["frames"],
+        encode=encoder.encode,
+        collate=torch.cat,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=encoder.device,
+        write=write,
+        failures=failures,
+        desc="video features",
+    )
+    summary.total, summary.skipped = len(items), skipped
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("features").setLevel(logging.INFO)
+    try:
+        summary = run(args)
+    except (InputError, ExtractorModelError, MetaMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary.line("video"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Small real media files for the extractor tests, written with PyAV (FFmpeg encoders).
+
+Every frame carries its own index: the background grey level is ``frame_level(i)``, so a test can read
+back which frames a decoder sampled. A white square moves across it (the "moving shape").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+LEVEL_STEP = 12  # grey level per frame index: survives lossy coding with a wide margin
+
+
+def frame_level(index: int) -> int:
+    return 16 + LEVEL_STEP * index
+
+
+def level_to_index(level: float) -> int:
+    return int(round((level - 16) / LEVEL_STEP))
+
+
+def make_frame(index: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3): flat grey ``frame_level(index)`` with a white 16x16 square moving right."""
+    frame = np.full((height, width, 3), frame_level(index), dtype=np.uint8)
+    x = (4 * index) % max(1, width - 16)
+    frame[height // 2 - 8 : height // 2 + 8, x : x + 16] = 255
+    return frame
+
+
+def sine(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_video(
+    path: str | Path,
+    num_frames: int = 16,
+    fps: int = 8,
+    size: tuple[int, int] = (96, 64),
+    audio: str | None = "sine",
+    audio_rate: int = 44_100,
+    channels: int = 2,
+    freq: float = 440.0,
+    video_codec: str | None = None,
+    audio_codec: str | None = None,
+    faststart: bool = False,
+) -> Path:
+    """Write ``num_frames`` frames at ``fps`` (+ an audio track: "sine", "silent" or None for none).
+
+    The container follows the suffix (.mp4 -> H.264 + AAC, .webm -> VP9 + Opus, .mkv -> H.264 + AAC).
+    ``faststart`` puts the mp4 index (with the frame count) before the data.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    video_codec = video_codec or {".webm": "libvpx-vp9"}.get(suffix, "libx264")
+    audio_codec = audio_codec or {".webm": "libopus"}.get(suffix, "aac")
+    if audio_codec == "libopus":
+        audio_rate = 48_000  # Opus only codes 48 kHz
+    width, height = size
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        vstream = container.add_stream(video_codec, rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        if video_codec == "libx264":
+            vstream.options = {"preset": "ultrafast", "crf": "18", "g": "4"}
+        astream = None
+        if audio is not None:
+            layout = "stereo" if channels == 2 else "mono"
+            astream = container.add_stream(audio_codec, rate=audio_rate, layout=layout)
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(make_frame(i, width, height), format="rgb24")
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            seconds = num_frames / fps
+            wave = sine(seconds, audio_rate, freq) if audio == "sine" else np.zeros(int(seconds * audio_rate), np.float32)
+            planes = np.stack([wave] * channels)  # (channels, samples), planar float
+            chunk = 1024
+            for start in range(0, planes.shape[1], chunk):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, start : start + chunk]),
+                                                   format="fltp", layout=layout)
+                frame.sample_rate = audio_rate
+                frame.pts = start
+                for packet in astream.encode(frame):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path
+
+
+def write_corrupt(path: str | Path, keep: float = 0.3) -> Path:
+    """A truncated mp4: the first ``keep`` of a valid file (the index, written last, is lost)."""
+    path = Path(path)
+    write_video(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def write_truncated(path: str | Path, num_frames: int = 40, keep: float = 0.5) -> Path:
+    """An mp4 whose header (written first) promises ``num_frames`` frames but whose data stops halfway."""
+    path = Path(path)
+    write_video(path, num_frames=num_frames, audio=None, faststart=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def write_media_set(folder: str | Path) -> dict[str, Path]:
+    """The standard test set: two sounding videos, one without an audio stream, one silent, one corrupt."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "tone": write_video(folder / "tone.mp4", num_frames=20, fps=8),  # 2.5 s, 440 Hz stereo 44.1 kHz
+        "webm": write_video(folder / "webm.webm", num_frames=12, fps=6, freq=880.0),  # 2 s, VP9 + Opus
+        "mute": write_video(folder / "mute.mp4", num_frames=10, fps=5, audio=None),  # no audio stream
+        "silent": write_video(folder / "silent.mkv", num_frames=10, fps=5, audio="silent"),
+        "broken": write_corrupt(folder / "broken.mp4"),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# tiny extractor models (random weights, offline)
+
+TINY_CLIP_CONFIG = {  # a 2-layer ViT on 224 px with CLIP ViT-L-14's 768-d image embedding
+    "embed_dim": 768,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+TINY_CLAP_CONFIG = {  # an HTSAT with 8-wide, 1-block stages on 2 s inputs; 512-d output like CLAP
+    "embed_dim": 64,
+    "audio_cfg": {"audio_length": 1024, "clip_samples": 96000, "mel_bins": 64, "sample_rate": 48000,
+                  "window_size": 1024, "hop_size": 480, "fmin": 50, "fmax": 14000, "class_num": 8,
+                  "model_type": "HTSAT", "model_name": "tiny"},
+    "text_cfg": {"context_length": 77, "vocab_size": 8, "width": 8, "heads": 1, "layers": 1},
+    "htsat": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 8},
+}
+
+
+def tiny_extractor_files(root: str | Path) -> dict[str, str]:
+    """Model-config JSONs + random-weight checkpoints of a tiny CLIP and a tiny CLAP, built once per ``root``.
+
+    The CLAP checkpoint has LAION's layout: ``{"state_dict": {"module.audio_branch...": ...}}``.
+    """
+    import json
+
+    import torch
+
+    root = Path(root)
+    files = {"clip_config": root / "tiny_clip.json", "clip_ckpt": root / "tiny_clip.pt",
+             "clap_config": root / "tiny_clap.json", "clap_ckpt": root / "tiny_clap.pt"}
+    if not all(path.exists() for path in files.values()):
+        from videoblip2.extract import load_clap, load_clip
+
+        root.mkdir(parents=True, exist_ok=True)
+        files["clip_config"].write_text(json.dumps(TINY_CLIP_CONFIG))
+        files["clap_config"].write_text(json.dumps(TINY_CLAP_CONFIG))
+        torch.manual_seed(0)
+        clip = load_clip(str(files["clip_config"]), None, device="cpu")
+        torch.save(clip.model.state_dict(), files["clip_ckpt"])
+        clap = load_clap(str(files["clap_config"]), None, device="cpu")
+        state = {f"module.{k}": v for k, v in clap.model.state_dict().items() if k.startswith("audio_")}
+        torch.save({"state_dict": state, "epoch": 1}, files["clap_ckpt"])
+    return {name: str(path) for name, path in files.items()}

@@ -1,0 +1,691 @@
+"""Feature extraction core: video file -> CLIP frame features ``[T_v, D]`` and CLAP audio features ``[T_a, 512]``.
+
+Used by the batch extractors (``python -m features.video`` / ``features.audio``, which add worker processes,
+cross-video GPU batching, resume and sharding) and by ``videoblip2.caption`` (one video at a time).
+
+Frames: decoded with PyAV (FFmpeg), ``num_frames`` sampled uniformly (the middle frame of equal segments,
+:func:`sample_frame_indices`), resized and cropped by the CLIP model's own ``preprocess`` (PIL), normalised
+on the model's device. Audio: decoded with PyAV, resampled to CLAP's 48 kHz, averaged to mono, quantised to
+int16 as CLAP does, cut into windows (:func:`window_starts`) and embedded with LAION CLAP's audio tower.
+
+Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import uniform_indices
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
+
+DEFAULT_CLIP_MODEL = "ViT-L-14"
+DEFAULT_CLIP_PRETRAINED = "openai"
+DEFAULT_NUM_FRAMES = 32
+CLIP_LAYERS = ("embed", "pooled")
+
+DEFAULT_CLAP_MODEL = "HTSAT-tiny"
+CLAP_SAMPLE_RATE = 48_000
+# Audio windows. CLAP's audio tower sees 10 s inputs (shorter ones are repeat-padded, as in CLAP training).
+# MSR-VTT clips last 10-30 s and the model reads at most 16 windows (config.max_audio_windows): 5 s windows
+# every 2.5 s give 3 windows for a 10 s clip and 11 for a 30 s clip -- sub-clip temporal resolution (a
+# sound that starts halfway is visible) while every window still holds enough context to be recognisable
+# (CLAP is weak on 1-2 s snippets). Longer videos get at most `max_windows` windows spread evenly.
+DEFAULT_WINDOW_S = 5.0
+DEFAULT_HOP_S = 2.5
+DEFAULT_MAX_WINDOWS = 16
+# Peak amplitude below which a track counts as silent (-80 dBFS; quantised to int16 it is all zeros).
+DEFAULT_SILENCE_THRESHOLD = 1e-4
+
+_CLAP_AUDIO_PREFIXES = ("audio_branch.", "audio_projection.", "audio_transform.")
+# Buffers a checkpoint may lack: they are recomputed deterministically from the architecture.
+_CLAP_DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "num_batches_tracked")
+
+
+class ExtractionError(RuntimeError):
+    """A video file, or its audio track, cannot be decoded; the message names the file."""
+
+
+class ExtractorModelError(RuntimeError):
+    """A CLIP/CLAP model or checkpoint cannot be built or loaded as asked."""
+
+
+# ----------------------------------------------------------------------------------------------
+# pure helpers
+
+
+def sample_frame_indices(
+    num_total: int,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    fps: float | None = None,
+    native_fps: float | None = None,
+) -> list[int]:
+    """Indices of the frames to keep from a video of ``num_total`` frames.
+
+    Default: ``num_frames`` frames spread uniformly -- the middle frame of ``num_frames`` equal segments,
+    ``floor((i + 0.5) * num_total / num_frames)`` (``videoblip2.data.uniform_indices``); a video with fewer
+    frames keeps all of them (no duplicates). E.g. ``sample_frame_indices(10, 4) -> [1, 3, 6, 8]``.
+
+    With ``fps``: one frame every ``1/fps`` seconds, again the middle of each ``native_fps/fps``-frame
+    segment, ``floor((i + 0.5) * native_fps / fps)``; if that gives more than ``num_frames`` frames they
+    are thinned uniformly to ``num_frames``. E.g. 300 frames at 30 fps with ``fps=1`` -> ``[15, 45, ..., 285]``.
+
+    Returns:
+        Strictly increasing list of ``min(num_frames, ...)`` indices in ``[0, num_total)``.
+    """
+    if num_total <= 0:
+        return []
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if fps is None:
+        return uniform_indices(num_total, num_frames).tolist()
+    if fps <= 0 or not native_fps or native_fps <= 0:
+        raise ValueError(f"fps sampling needs fps > 0 and the video's native fps, got {fps}, {native_fps}")
+    step = native_fps / fps
+    indices: list[int] = []
+    i = 0
+    while True:
+        index = int(math.floor((i + 0.5) * step + 1e-9))
+        if index >= num_total:
+            break
+        if not indices or index > indices[-1]:
+            indices.append(index)
+        i += 1
+    if not indices:  # video shorter than one segment: its middle frame
+        indices = [num_total // 2]
+    return [indices[j] for j in uniform_indices(len(indices), num_frames).tolist()]
+
+
+def window_starts(num_samples: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
+    """Start sample of each audio window of ``window`` samples over a track of ``num_samples`` samples.
+
+    Windows start every ``hop`` samples; if the last one stops short of the end, one more window is
+    placed flush with the end, so the whole track is covered. A track no longer than one window gives the
+    single window ``[0]`` (CLAP repeat-pads it). If that gives more than ``max_windows`` windows, exactly
+    ``max_windows`` are spread evenly from the start to the end instead: ``start_i = i * (N - window) //
+    (max_windows - 1)``.
+
+    E.g. ``window_starts(10, 4, 2) -> [0, 2, 4, 6]``, ``window_starts(11, 4, 2) -> [0, 2, 4, 6, 7]``,
+    ``window_starts(100, 10, 5, max_windows=4) -> [0, 30, 60, 90]``.
+    """
+    if window < 1 or hop < 1:
+        raise ValueError(f"window and hop must be >= 1 sample, got {window}, {hop}")
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    if num_samples <= 0:
+        return []
+    if num_samples <= window:
+        return [0]
+    last = num_samples - window
+    starts = list(range(0, last + 1, hop))
+    if starts[-1] < last:
+        starts.append(last)
+    if max_windows is not None and len(starts) > max_windows:
+        if max_windows == 1:
+            return [last // 2]
+        starts = [i * last // (max_windows - 1) for i in range(max_windows)]
+    return starts
+
+
+def quantize_int16(wave: np.ndarray) -> np.ndarray:
+    """CLAP's input quantisation (``laion_clap ... float32_to_int16``): clip to [-1, 1], scale, truncate."""
+    return (np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def repeat_pad(wave: torch.Tensor, length: int) -> torch.Tensor:
+    """CLAP's ``repeatpad`` filling: repeat a short 1-D wave whole as often as fits, then zero-pad to ``length``."""
+    n = wave.shape[-1]
+    if n == 0 or n > length:
+        raise ValueError(f"repeat_pad needs 0 < len(wave) <= {length}, got {n}")
+    wave = wave.repeat(length // n)
+    return F.pad(wave, (0, length - wave.shape[-1]))
+
+
+# ----------------------------------------------------------------------------------------------
+# decoding
+
+
+def _av():
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError("video decoding needs PyAV: pip install 'videoblip2[features]'") from e
+    return av
+
+
+@contextlib.contextmanager
+def _open_media(path: str | os.PathLike):
+    av = _av()
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ExtractionError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ExtractionError(f"{path}: empty file")
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, OSError) as e:
+        raise ExtractionError(f"{path}: cannot open ({e})") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def probe_video(path: str | os.PathLike) -> tuple[int, float | None]:
+    """(frame count, native fps) of the first video stream; the count is the container's, else one per packet."""
+    av = _av()
+    with _open_media(path) as container:
+        if not container.streams.video:
+            raise ExtractionError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        native_fps = float(stream.average_rate) if stream.average_rate else None
+        if stream.frames and stream.frames > 0:
+            return int(stream.frames), native_fps
+        try:  # webm/mkv headers carry no count: demux (no decoding) and count the packets
+            return sum(1 for packet in container.demux(stream) if packet.size > 0), native_fps
+        except av.FFmpegError as e:
+            raise ExtractionError(f"{path}: cannot read ({e})") from None
+
+
+def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callable,
+               threads: int = 0) -> tuple[list, int]:
+    """Decode frames up to ``max(indices)``; returns (converted frames at ``indices``, frames decoded).
+
+    Decoding stops at the first error once some frames came out (a truncated file) and reports how far it
+    got; a file where nothing decodes raises ExtractionError.
+    """
+    av = _av()
+    wanted = {index: slot for slot, index in enumerate(indices)}
+    out: list = [None] * len(indices)
+    decoded = 0
+    with _open_media(path) as container:
+        if not container.streams.video:
+            raise ExtractionError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg
+        if threads > 0:
+            stream.thread_count = threads
+        try:
+            for frame in container.decode(stream):
+                if decoded in wanted:
+                    out[wanted[decoded]] = convert(frame)
+                decoded += 1
+                if decoded > indices[-1]:
+                    break
+        except av.FFmpegError as e:
+            if decoded == 0:
+                raise ExtractionError(f"{path}: cannot decode video ({e})") from None
+            logger.warning("%s: decoding stopped after %d frames (%s)", path, decoded, e)
+    return out, decoded
+
+
+def decode_frames(
+    path: str | os.PathLike,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    fps: float | None = None,
+    transform: Callable[[Any], Any] | None = None,
+    threads: int = 0,
+) -> np.ndarray:
+    """Decode the sampled frames of a video as RGB: uint8 ``(T, H, W, 3)``, ``T = len(sample_frame_indices)``.
+
+    Args:
+        path: the video file.
+        num_frames: frames to keep (see :func:`sample_frame_indices`).
+        fps: sample at this rate instead (at most ``num_frames`` frames).
+        transform: applied to each kept frame as a PIL image (e.g. CLIP's resize + centre crop, see
+            :meth:`ClipFrameEncoder.prepare`); its output must be a PIL image or an ``(H, W, 3)`` array.
+        threads: FFmpeg decoding threads (0: FFmpeg's choice, one per core; give less in worker processes).
+
+    Raises:
+        ExtractionError: the file cannot be opened, has no video stream or no decodable frame.
+    """
+    total, native_fps = probe_video(path)
+    if fps is not None and native_fps is None:
+        raise ExtractionError(f"{path}: unknown frame rate, cannot sample at --fps {fps}")
+
+    def convert(frame):
+        image = frame.to_image()
+        if transform is not None:
+            image = transform(image)
+        return np.asarray(image, dtype=np.uint8)
+
+    indices = sample_frame_indices(total, num_frames, fps=fps, native_fps=native_fps)
+    if not indices:
+        raise ExtractionError(f"{path}: the video stream has no frames")
+    frames, decoded = _decode_at(path, indices, convert, threads)
+    if any(frame is None for frame in frames):
+        # The header promised more frames than the file holds (truncated file, wrong metadata):
+        # sample again over the frames that really decode.
+        indices = sample_frame_indices(decoded, num_frames, fps=fps, native_fps=native_fps)
+        frames, _ = _decode_at(path, indices, convert, threads)
+        if any(frame is None for frame in frames):
+            raise ExtractionError(f"{path}: frames disappeared between two decodes")
+    return np.stack(frames)
+
+
+def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE) -> np.ndarray | None:
+    """The first audio track as float32 mono at ``sample_rate``: ``(N,)``; None if the file has no audio stream.
+
+    FFmpeg (libswresample) resamples each channel; the channels are then averaged, which equals downmixing
+    first since both steps are linear, and gives a plain (L+R)/2 whatever FFmpeg's downmix matrix would be.
+
+    Raises:
+        ExtractionError: the file cannot be opened, or its audio stream cannot be decoded at all.
+    """
+    av = _av()
+    chunks: list[np.ndarray] = []
+    with _open_media(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+
+        def take(frames) -> None:
+            for out in frames:
+                chunks.append(out.to_ndarray().reshape(out.layout.nb_channels, -1).mean(axis=0))
+
+        try:
+            for frame in container.decode(stream):
+                take(resampler.resample(frame))
+        except av.FFmpegError as e:
+            if not chunks:
+                raise ExtractionError(f"{path}: cannot decode audio ({e})") from None
+            logger.warning("%s: audio decoding stopped early (%s)", path, e)
+        take(resampler.resample(None))  # flush the resampler's delay line
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def is_silent(wave: np.ndarray | None, threshold: float = DEFAULT_SILENCE_THRESHOLD) -> bool:
+    """True for a missing/empty track or one whose peak amplitude is below ``threshold``."""
+    return wave is None or wave.size == 0 or float(np.abs(wave).max()) < threshold
+
+
+def audio_windows(
+    wave: np.ndarray,
+    window_s: float = DEFAULT_WINDOW_S,
+    hop_s: float = DEFAULT_HOP_S,
+    max_windows: int | None = DEFAULT_MAX_WINDOWS,
+    sample_rate: int = CLAP_SAMPLE_RATE,
+) -> list[np.ndarray]:
+    """Cut a mono wave into CLAP-quantised int16 windows (views; see :func:`window_starts`)."""
+    window = int(round(window_s * sample_rate))
+    hop = int(round(hop_s * sample_rate))
+    q = quantize_int16(wave)
+    return [q[s : s + window] for s in window_starts(len(q), window, hop, max_windows)]
+
+
+# ----------------------------------------------------------------------------------------------
+# CLIP frames
+
+
+def auto_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto" -> cuda if available else cpu."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def split_clip_transform(preprocess: Callable) -> tuple[Callable, tuple[float, ...], tuple[float, ...]]:
+    """Split open_clip's eval ``preprocess`` into (PIL resize/crop part, mean, std).
+
+    The PIL part runs in decoding workers (uint8 output, 4x less to ship than float); ``ToTensor`` +
+    ``Normalize`` are then re-done on the model's device by :meth:`ClipFrameEncoder.normalize`.
+    """
+    from torchvision import transforms as T
+
+    steps = list(getattr(preprocess, "transforms", []))
+    to_tensor = [i for i, step in enumerate(steps) if isinstance(step, T.ToTensor)]  # open_clip: MaybeToTensor
+    if len(steps) < 2 or to_tensor != [len(steps) - 2] or not isinstance(steps[-1], T.Normalize):
+        raise ExtractorModelError(
+            f"unexpected CLIP preprocess (want [...PIL steps, ToTensor, Normalize]): {preprocess}")
+    cut = to_tensor[0]
+    normalize = steps[-1]
+    return T.Compose(steps[:cut]), tuple(float(m) for m in normalize.mean), tuple(float(s) for s in normalize.std)
+
+
+class ClipFrameEncoder:
+    """An open_clip model + its preprocessing: uint8 frames ``(N, S, S, 3)`` -> features ``(N, dim)``.
+
+    Args:
+        model: an open_clip ``CLIP`` model (eval mode, on ``device``).
+        preprocess: its eval transform (``create_model_and_transforms(...)[2]``).
+        layer: "embed" = the image embedding (``encode_image``, 768 for ViT-L-14); "pooled" = the ViT's
+            pooled output before the projection (1024 for ViT-L-14).
+        input_dtype: dtype of the pixels fed to the model (bf16/fp16 for a low-precision model).
+    """
+
+    def __init__(self, model: torch.nn.Module, preprocess: Callable, layer: str = "embed",
+                 input_dtype: torch.dtype | None = None, name: str = "", pretrained: str = ""):
+        if layer not in CLIP_LAYERS:
+            raise ValueError(f"layer must be one of {CLIP_LAYERS}, got {layer!r}")
+        if layer == "pooled" and not all(hasattr(model.visual, a) for a in ("_embeds", "transformer", "_pool")):
+            raise ExtractorModelError(f"--layer pooled needs a ViT image tower, got {type(model.visual).__name__}")
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.prepare, mean, std = split_clip_transform(preprocess)
+        self.layer = layer
+        self.device = next(model.parameters()).device
+        self.input_dtype = input_dtype or torch.float32
+        self.name, self.pretrained = name, pretrained
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        size = model.visual.image_size
+        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        self.dim = int(self.encode(torch.zeros(1, *self.image_size, 3, dtype=torch.uint8)).shape[-1])
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)``, exactly ``ToTensor`` then ``Normalize``."""
+        x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div(255)
+        return (x - self.mean) / self.std
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 frames ``(N, S, S, 3)`` (output of :attr:`prepare`) -> float32 ``(N, dim)`` on the CPU."""
+        frames = torch.as_tensor(frames)
+        x = self.normalize(frames).to(self.input_dtype)  # (N, 3, S, S)
+        if self.layer == "embed":
+            out = self.model.encode_image(x)  # (N, embed_dim)
+        else:
+            visual = self.model.visual
+            pooled, _ = visual._pool(visual.transformer(visual._embeds(x)))  # (N, width)
+            out = pooled
+        return out.float().cpu()
+
+    def encode_video(self, path: str | os.PathLike, num_frames: int = DEFAULT_NUM_FRAMES,
+                     fps: float | None = None) -> np.ndarray:
+        """One video file -> float16 ``(T, dim)``."""
+        frames = decode_frames(path, num_frames, fps=fps, transform=self.prepare)
+        return self.encode(frames).numpy().astype(np.float16)
+
+
+def load_clip(
+    model_name: str = DEFAULT_CLIP_MODEL,
+    pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
+    *,
+    layer: str = "embed",
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    quick_gelu: bool = False,
+) -> ClipFrameEncoder:
+    """Build an open_clip model for frame features.
+
+    Args:
+        model_name: an open_clip architecture ("ViT-L-14") or a model-config JSON file
+            (``{"embed_dim", "vision_cfg", "text_cfg"}``; registered with ``open_clip.add_model_config``).
+        pretrained: an open_clip tag ("openai", needs the network once), a local checkpoint file
+            (offline), or None/"" for random weights (benchmarks).
+        layer: "embed" or "pooled" (see :class:`ClipFrameEncoder`).
+        device: "cuda", "cpu" or None/"auto".
+        precision: "fp32", "fp16", "bf16" or "auto" (bf16/fp16 on a GPU, fp32 on the CPU).
+        quick_gelu: use QuickGELU (OpenAI's weights need it; implied by the "openai" tag). Set it when
+            ``pretrained`` is a local copy of OpenAI's weights, or use the "ViT-L-14-quickgelu" config.
+    """
+    import open_clip
+
+    device = auto_device(device)
+    if precision == "auto":
+        precision = "fp32" if device.type != "cuda" else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be fp32, fp16, bf16 or auto, got {precision!r}")
+    name = model_name
+    if model_name.endswith(".json"):
+        if not os.path.isfile(model_name):
+            raise ExtractorModelError(f"{model_name}: no such CLIP model config file")
+        open_clip.add_model_config(model_name)
+        name = Path(model_name).stem
+    if name.replace("/", "-") not in open_clip.list_models():
+        raise ExtractorModelError(f"unknown open_clip model {model_name!r} (see open_clip.list_models())")
+    pretrained = pretrained or None
+    if pretrained and pretrained.lower() == "none":
+        pretrained = None
+    if pretrained and not os.path.isfile(pretrained):
+        tag = open_clip.get_pretrained_cfg(name, pretrained)
+        if not tag:
+            raise ExtractorModelError(
+                f"--pretrained {pretrained!r} is neither a file nor an open_clip tag of {name} "
+                f"({', '.join(open_clip.list_pretrained_tags_by_model(name)) or 'none'})")
+        quick_gelu = quick_gelu or bool(tag.get("quick_gelu", False))
+    if pretrained is None:
+        logger.warning("CLIP %s with RANDOM weights (no --pretrained): features are only good for benchmarks", name)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
+    except RuntimeError as e:
+        hint = "" if not pretrained or os.path.isfile(pretrained) else (
+            "; offline? pass a local checkpoint file with --pretrained PATH")
+        raise ExtractorModelError(f"cannot build CLIP {name} with pretrained={pretrained!r}: {e}{hint}") from e
+    input_dtype = open_clip.get_input_dtype(precision)
+    return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype,
+                            name=model_name, pretrained=pretrained or "")
+
+
+# ----------------------------------------------------------------------------------------------
+# CLAP audio
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """laion_clap downloads three text tokenizers at import time; we only use its audio tower."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import huggingface_hub.constants as hub_constants
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True  # the env var is read once, when huggingface_hub is imported
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = before
+
+
+def _import_clap_model_class():
+    with _hub_offline():
+        import laion_clap  # noqa: F401  (puts clap_module on sys.path, as laion_clap itself needs)
+        from laion_clap.clap_module.model import CLAP
+    return CLAP
+
+
+def clap_model_config(amodel: str = DEFAULT_CLAP_MODEL) -> dict[str, Any]:
+    """A laion_clap model config (``HTSAT-tiny``, ``HTSAT-base``, ...) or a JSON file of the same form."""
+    if amodel.endswith(".json"):
+        path = Path(amodel)
+        if not path.is_file():
+            raise ExtractorModelError(f"{amodel}: no such CLAP model config file")
+    else:
+        _import_clap_model_class()
+        import laion_clap.clap_module as clap_module
+
+        path = Path(clap_module.__file__).parent / "model_configs" / f"{amodel}.json"
+        if not path.is_file():
+            known = sorted(p.stem for p in path.parent.glob("HTSAT*.json"))
+            raise ExtractorModelError(f"unknown CLAP audio model {amodel!r}; known: {', '.join(known)}")
+    config = json.loads(path.read_text())
+    if not all(k in config for k in ("embed_dim", "audio_cfg")):
+        raise ExtractorModelError(f"{path}: not a CLAP model config (needs embed_dim, audio_cfg)")
+    if config["audio_cfg"].get("model_type") != "HTSAT":
+        raise ExtractorModelError(
+            f"{amodel}: only HTSAT audio towers are supported (laion_clap 1.1.7 cannot run its PANN towers "
+            "through get_audio_embedding)")
+    return config
+
+
+@contextlib.contextmanager
+def _htsat_size(sizes: dict[str, Any] | None, embed_dim: int, amodel: str):
+    """Build HTSAT with custom sizes (a config's optional "htsat" block; laion_clap only knows tiny/base/large).
+
+    Used for small test/benchmark towers, e.g. ``{"embed_dim": 8, "depths": [1, 1, 1, 1],
+    "num_heads": [1, 1, 1, 1]}``; the config's top-level ``embed_dim`` must be ``embed_dim * 2**(len(depths)-1)``.
+    """
+    if not sizes:
+        yield
+        return
+    import laion_clap.clap_module.model as clap_model
+    from laion_clap.clap_module.htsat import HTSAT_Swin_Transformer
+
+    kwargs = dict(spec_size=256, patch_size=4, patch_stride=(4, 4), embed_dim=96, depths=[2, 2, 6, 2],
+                  num_heads=[4, 8, 16, 32], window_size=8)
+    unknown = set(sizes) - set(kwargs) - {"mlp_ratio"}
+    if unknown:
+        raise ExtractorModelError(f"{amodel}: unknown keys in the \"htsat\" block: {sorted(unknown)}")
+    kwargs.update(sizes)
+    features = kwargs["embed_dim"] * 2 ** (len(kwargs["depths"]) - 1)
+    if features != embed_dim:
+        raise ExtractorModelError(f"{amodel}: embed_dim is {embed_dim} but the htsat block gives {features} features")
+
+    def create_htsat_model(audio_cfg, enable_fusion=False, fusion_type="None"):
+        return HTSAT_Swin_Transformer(num_classes=audio_cfg.class_num, config=audio_cfg,
+                                      enable_fusion=enable_fusion, fusion_type=fusion_type, **kwargs)
+
+    original = clap_model.create_htsat_model
+    clap_model.create_htsat_model = create_htsat_model  # CLAP.__init__ looks it up in its module
+    try:
+        yield
+    finally:
+        clap_model.create_htsat_model = original
+
+
+def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise ExtractorModelError(f"{path}: no such CLAP checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # LAION's released checkpoints also pickle training metadata; they load as laion_clap loads them.
+        logger.warning("%s: not a plain tensor checkpoint, loading it with weights_only=False", path)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ExtractorModelError(f"{path}: not a state dict (got {type(obj).__name__})")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def load_clap_audio_weights(model: torch.nn.Module, path: str) -> None:
+    """Load the audio tower + projection of a CLAP checkpoint (e.g. ``630k-audioset-best.pt``) into ``model``.
+
+    The text tower's weights are ignored. Every audio parameter must be present with the right shape.
+    """
+    state = {k: v for k, v in _read_checkpoint(path).items() if k.startswith(_CLAP_AUDIO_PREFIXES)}
+    if not state:
+        raise ExtractorModelError(f"{path}: no CLAP audio weights (audio_branch.*) in this file")
+    expected = {k: v for k, v in model.state_dict().items() if k.startswith(_CLAP_AUDIO_PREFIXES)}
+    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(_CLAP_DERIVED_BUFFERS))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    if unexpected or missing or wrong:
+        raise ExtractorModelError(
+            f"{path} does not fit this CLAP audio model (wrong --amodel, or a fusion checkpoint?): "
+            f"{len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
+            f"{len(wrong)} shape mismatches {wrong[:3]}")
+    model.load_state_dict(state, strict=False)
+
+
+class ClapWindowEncoder:
+    """LAION CLAP's audio tower: int16-quantised windows -> unit-norm audio embeddings ``(N, 512)``.
+
+    Same computation as ``CLAP_Module.get_audio_embedding_from_data`` on each window (non-fusion model:
+    quantise, repeat-pad to the model's 10 s input, HTSAT, projection, L2 norm), batched.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: dict[str, Any], precision: str = "fp32",
+                 name: str = "", ckpt: str = ""):
+        self.model = model.eval()
+        self.config = config
+        self.device = next(model.parameters()).device
+        self.sample_rate = int(config["audio_cfg"]["sample_rate"])
+        self.clip_samples = int(config["audio_cfg"]["clip_samples"])
+        self.dim = int(config.get("joint_embed_shape", 512))
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+        self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.name, self.ckpt = name, ckpt
+
+    def batch(self, windows: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """int16 (or float) windows of <= 10 s -> float32 ``(N, clip_samples)`` model input."""
+        rows = []
+        for w in windows:
+            w = torch.as_tensor(w)
+            if w.dtype != torch.int16:
+                w = torch.from_numpy(quantize_int16(w.float().numpy()))
+            if w.shape[-1] > self.clip_samples:
+                raise ValueError(f"an audio window of {w.shape[-1]} samples is longer than CLAP's "
+                                 f"{self.clip_samples}-sample input; use a shorter window")
+            rows.append(repeat_pad(w.double().div(32767.0).float(), self.clip_samples))
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def encode(self, windows: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """Windows (int16 from :func:`audio_windows`, or float waves in [-1, 1]) -> float32 ``(N, dim)`` on the CPU."""
+        waveform = self.batch(windows).to(self.device, non_blocking=True)  # (N, clip_samples)
+        longer = torch.zeros(waveform.shape[0], dtype=torch.bool, device=self.device)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+                    else contextlib.nullcontext())
+        with autocast:
+            out = self.model.encode_audio({"waveform": waveform, "longer": longer}, device=self.device)
+            embedding = self.model.audio_projection(out["embedding"])  # (N, dim)
+        return F.normalize(embedding.float(), dim=-1).cpu()
+
+    def encode_video(self, path: str | os.PathLike, window_s: float = DEFAULT_WINDOW_S,
+                     hop_s: float = DEFAULT_HOP_S, max_windows: int | None = DEFAULT_MAX_WINDOWS,
+                     silence_threshold: float = DEFAULT_SILENCE_THRESHOLD) -> np.ndarray | None:
+        """One video file -> float16 ``(T_a, dim)``, or None if it has no audio stream or only silence."""
+        wave = decode_audio(path, self.sample_rate)
+        if is_silent(wave, silence_threshold):
+            return None
+        windows = audio_windows(wave, window_s, hop_s, max_windows, self.sample_rate)
+        return self.encode(windows).numpy().astype(np.float16)
+
+
+def load_clap(
+    amodel: str = DEFAULT_CLAP_MODEL,
+    ckpt: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+) -> ClapWindowEncoder:
+    """Build LAION CLAP's audio side, offline.
+
+    Args:
+        amodel: laion_clap audio config ("HTSAT-tiny" for ``630k-audioset-best.pt`` / ``630k-best.pt``,
+            "HTSAT-base" for the music/speech checkpoints) or a JSON config file of the same form, which may
+            add an "htsat" block of tower sizes (small test/benchmark models, see :func:`_htsat_size`).
+        ckpt: a local CLAP checkpoint file (``{"state_dict": ...}``, "module." prefixes allowed); None
+            gives random weights (benchmarks only).
+        device: "cuda", "cpu" or None/"auto".
+        precision: "fp32" (default: the spectrogram front end wants it), "bf16" or "fp16" (autocast).
+    """
+    CLAP = _import_clap_model_class()
+    config = clap_model_config(amodel)
+    build_config = copy.deepcopy(config)
+    # The text tower is never used here: a 1-layer stand-in instead of RoBERTa (which would download).
+    build_config["text_cfg"] = dict(context_length=77, vocab_size=8, width=8, heads=1, layers=1,
+                                    model_type="transformer")
+    with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel):
+        model = CLAP(**build_config, enable_fusion=False)
+    if ckpt:
+        load_clap_audio_weights(model, ckpt)
+    else:
+        logger.warning("CLAP %s with RANDOM weights (no --ckpt): features are only good for benchmarks", amodel)
+    model.to(auto_device(device))
+    return ClapWindowEncoder(model, config, precision=precision, name=amodel, ckpt=ckpt or "")
