@@ -446,7 +446,7 @@ class VideoBLIP2(nn.Module):
                     f"config.json expects {tuple(expected[key].shape)}"
                 )
         model.load_state_dict(state, strict=False)
-        return model.to(map_location)
+        return model.to(map_location).eval()  # like transformers' from_pretrained: ready for inference
 
 
 def _is_t5_base_key(key: str) -> bool:
