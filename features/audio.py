@@ -16,24 +16,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from features.common import (
     FAILURES_NAME,
     FailureLog,
     InputError,
-    MetaMismatchError,
     RunSummary,
     VideoItem,
     add_common_arguments,
+    cli_main,
+    feature_writer,
     finished_ids,
     iter_pending,
     list_videos,
     parse_shard,
     read_meta,
     run_extraction,
-    save_npy_atomic,
     take_shard,
     update_meta,
     write_json_atomic,
@@ -45,8 +44,6 @@ from videoblip2.extract import (
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
     ClapWindowEncoder,
-    ExtractionError,
-    ExtractorModelError,
     decode_audio,
     is_silent,
     load_clap,
@@ -147,11 +144,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     }
     update_meta(out, "audio", entry, CHECKED_KEYS, has_features=bool(done))
 
-    def write(item: VideoItem, features: torch.Tensor) -> None:
-        array = features.numpy()
-        if not np.isfinite(array).all():
-            raise ExtractionError(f"{item.path}: non-finite CLAP features")
-        save_npy_atomic(folder / f"{item.video_id}.npy", array.astype(np.float16))
+    write = feature_writer(folder, "CLAP")
 
     def skip(item: VideoItem, decoded: dict[str, Any]) -> str | None:
         reason = decoded.get("no_audio")
@@ -184,17 +177,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("features").setLevel(logging.INFO)
-    try:
-        summary = run(args)
-    except (InputError, ExtractorModelError, MetaMismatchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary.line("audio"), file=sys.stderr)
-    return 1 if summary.failed else 0
+    return cli_main(run, parse_args(argv), "audio")
 
 
 if __name__ == "__main__":

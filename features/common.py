@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError
+from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError
 
 META_NAME = "meta.json"
 FAILURES_NAME = "failures.jsonl"
@@ -486,3 +487,29 @@ def iter_pending(items: Sequence[VideoItem], done: set[str], limit: int | None) 
             return
         count += 1
         yield item
+
+
+def feature_writer(folder: Path, model_name: str) -> Callable[[VideoItem, torch.Tensor], None]:
+    """Writes one video's features as float16 `{folder}/{video_id}.npy`, atomically, refusing NaN/inf."""
+
+    def write(item: VideoItem, features: torch.Tensor) -> None:
+        array = features.numpy()
+        if not np.isfinite(array).all():
+            raise ExtractionError(f"{item.path}: non-finite {model_name} features")
+        save_npy_atomic(folder / f"{item.video_id}.npy", array.astype(np.float16))
+
+    return write
+
+
+def cli_main(run: Callable[[argparse.Namespace], "RunSummary"], args: argparse.Namespace, kind: str) -> int:
+    """Shared `main` of the extractors: exit 0 if every video worked, 1 if any failed, 2 for bad input."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("features").setLevel(logging.INFO)
+    try:
+        summary = run(args)
+    except (InputError, ExtractorModelError, MetaMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary.line(kind), file=sys.stderr)
+    return 1 if summary.failed else 0

@@ -17,34 +17,30 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from features.common import (
     FAILURES_NAME,
     FailureLog,
-    InputError,
-    MetaMismatchError,
     RunSummary,
     VideoItem,
     add_common_arguments,
+    cli_main,
+    feature_writer,
     finished_ids,
     iter_pending,
     list_videos,
     parse_shard,
     run_extraction,
-    save_npy_atomic,
     take_shard,
     update_meta,
 )
 from videoblip2.extract import (
     CLIP_LAYERS,
-    ClipFrameEncoder,
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
     DEFAULT_NUM_FRAMES,
-    ExtractionError,
-    ExtractorModelError,
+    ClipFrameEncoder,
     decode_frames,
     load_clip,
 )
@@ -132,11 +128,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     }
     update_meta(out, "video", entry, CHECKED_KEYS, has_features=bool(done))
 
-    def write(item: VideoItem, features: torch.Tensor) -> None:
-        array = features.numpy()
-        if not np.isfinite(array).all():
-            raise ExtractionError(f"{item.path}: non-finite CLIP features")
-        save_npy_atomic(folder / f"{item.video_id}.npy", array.astype(np.float16))
+    write = feature_writer(folder, "CLIP")
 
     summary = run_extraction(
         items=pending,
@@ -158,17 +150,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("features").setLevel(logging.INFO)
-    try:
-        summary = run(args)
-    except (InputError, ExtractorModelError, MetaMismatchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary.line("video"), file=sys.stderr)
-    return 1 if summary.failed else 0
+    return cli_main(run, parse_args(argv), "video")
 
 
 if __name__ == "__main__":
