@@ -221,3 +221,10 @@ def test_sample_with_logprobs_matches_teacher_forcing(tiny_model, feature_batch)
 def test_caption_token_mask():
     seq = torch.tensor([[5, 1, 0, 0], [5, 6, 7, 8], [1, 4, 1, 0]])
     assert caption_token_mask(seq, 1).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+def test_untied_lm_head_like_flan_t5(tiny_model):
+    """Flan-T5 has a separate output matrix; transformers 5 would tie it when building from a config."""
+    base = tiny_model.t5.get_base_model()
+    assert tiny_model.config.t5.architecture["tie_word_embeddings"] is False
+    assert base.lm_head.weight is not base.shared.weight and not torch.equal(base.lm_head.weight, base.shared.weight)

@@ -76,9 +76,16 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
 
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
     """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture`."""
-    if config.t5.architecture is not None:
-        return T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
-    return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
+    if config.t5.architecture is None:
+        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
+    t5 = T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
+    if config.t5.architecture.get("tie_word_embeddings") is False:
+        # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
+        # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
+        t5.config.tie_word_embeddings = False
+        t5.lm_head.weight = nn.Parameter(
+            torch.empty_like(t5.shared.weight).normal_(std=t5.config.initializer_factor))
+    return t5
 
 
 class VideoBLIP2(nn.Module):
@@ -227,7 +234,7 @@ class VideoBLIP2(nn.Module):
         # its audio queries are masked out of T5 below, so no output depends on them.
         audio = audio * audio_mask.unsqueeze(-1)
         audio_mask = audio_mask.clone()
-        audio_mask[~has_audio, 0] = True
+        audio_mask[:, 0] |= ~has_audio  # not audio_mask[~has_audio, 0] = True: a host sync on CUDA
         a = self.audio_upscaler(audio) + self.audio_time_embedding[:, : audio.shape[1]]  # (B, T_a, W)
         a = self.audio_input_norm(a)
         a_queries = self._query_outputs(self.audio_qformer, self.audio_query_tokens, a, audio_mask, q_ids, q_mask)
@@ -305,12 +312,14 @@ class VideoBLIP2(nn.Module):
         max_new_tokens: int | None = None,
         include_greedy: bool = False,
         prompt: str | None = None,
+        **generate_kwargs,
     ) -> SampleOutput:
         """Sample K captions per video for SCST, and their log-probs with gradients.
 
         Each video is encoded once (Q-Formers and T5 encoder, with grad); the K samples reuse that encoder
         output. Sampling runs without grad, then one teacher-forced decoder pass over all B*K samples gives
         the log-probs with grad. Log-probs are taken at `temperature` (the policy that was sampled).
+        `generate_kwargs` go to both `t5.generate` calls (e.g. `cache_implementation="static"`).
         """
         inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
         encoder_hidden = self.t5.get_encoder()(inputs_embeds=inputs_embeds,
@@ -321,26 +330,28 @@ class VideoBLIP2(nn.Module):
             detached = BaseModelOutput(last_hidden_state=encoder_hidden.detach())
             if include_greedy:
                 greedy_ids = self.t5.generate(encoder_outputs=detached, attention_mask=attention_mask,
-                                              do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
+                                              do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                              **generate_kwargs)
                 greedy_captions = self._decode(greedy_ids)
             sequences = self.t5.generate(
                 encoder_outputs=BaseModelOutput(
                     last_hidden_state=detached.last_hidden_state.repeat_interleave(num_samples, dim=0)),
                 attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
                 do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
-                num_beams=1, max_new_tokens=max_new_tokens,
+                num_beams=1, max_new_tokens=max_new_tokens, **generate_kwargs,
             )
         sequences = sequences[:, 1:]  # drop the decoder start token
         token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
-        labels = sequences.masked_fill(token_mask == 0, -100)
+        pad = self.t5_tokenizer.pad_token_id
+        # decoder_input_ids rather than labels: with labels T5 also computes a cross-entropy over the whole
+        # vocabulary that nothing reads. These are the inputs T5 derives from labels (_shift_right).
         out = self.t5(
             encoder_outputs=(encoder_hidden.repeat_interleave(num_samples, dim=0),),
             attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
-            labels=labels,
+            decoder_input_ids=self.t5.get_base_model()._shift_right(sequences.masked_fill(token_mask == 0, pad)),
         )
         logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
         token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * token_mask
-        pad = self.t5_tokenizer.pad_token_id
         return SampleOutput(
             sequences=sequences.masked_fill(token_mask == 0, pad),
             token_mask=token_mask,
@@ -385,9 +396,11 @@ class VideoBLIP2(nn.Module):
         config = VideoBLIP2Config.from_dict(self.config.to_dict())
         if merge_lora:
             state = self._merged_state_dict()
-            config.t5.architecture = self.t5.get_base_model().config.to_dict()
-            config.t5.architecture = {k: v for k, v in config.t5.architecture.items()
-                                      if k not in ("transformers_version", "architectures", "_name_or_path")}
+            base = self.t5.get_base_model()
+            skip = ("transformers_version", "architectures", "_name_or_path", "scale_decoder_outputs")
+            config.t5.architecture = {k: v for k, v in base.config.to_dict().items() if k not in skip}
+            # T5Config reads "tie_word_embeddings" as "is lm_head the input embedding" (and scales outputs if so)
+            config.t5.architecture["tie_word_embeddings"] = base.lm_head.weight is base.shared.weight
         elif config.t5.architecture is not None or config.t5.train_base:
             state = self.state_dict()
         else:
