@@ -86,7 +86,7 @@ from videoblip2.config import (  # noqa: E402
     VideoBLIP2Config,
 )
 from videoblip2.data import CaptionDataset, FeatureStore, index_batches, lengths_to_mask  # noqa: E402
-from videoblip2.modeling import VideoBLIP2, caption_token_mask, qformer_hf_config  # noqa: E402
+from videoblip2.modeling import VideoBLIP2, build_t5, caption_token_mask, qformer_hf_config  # noqa: E402
 from videoblip2.tiny import bert_style_tokenizer  # noqa: E402
 
 # 11 words + EOS = 12 T5 tokens with the word-level benchmark tokenizer ([CLS] + 11 + [SEP] on the Q-Former side).
@@ -174,18 +174,9 @@ def word_level_t5_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
 
 
 def random_t5(architecture: dict[str, Any], seed: int) -> T5ForConditionalGeneration:
-    """A random T5 with its own lm_head, like flan-t5-base's checkpoint.
-
-    transformers 5 forces `T5Config.tie_word_embeddings=True`, so a randomly initialised T5 has lm_head = shared
-    embedding; such a model's greedy output copies the decoder start token forever (every caption empty), and it
-    has 24.7M fewer parameters than flan-t5-base, whose checkpoint has a separate lm_head.
-    """
+    """A random T5 with its own lm_head, like flan-t5-base's checkpoint (`videoblip2.modeling.build_t5`)."""
     torch.manual_seed(seed)
-    t5 = T5ForConditionalGeneration(transformers.T5Config(**architecture))
-    t5.lm_head.weight = nn.Parameter(torch.randn_like(t5.shared.weight))  # std 1, T5's init for an untied head
-    t5.config.tie_word_embeddings = False
-    getattr(t5, "all_tied_weights_keys", {}).pop("lm_head.weight", None)
-    return t5
+    return build_t5(VideoBLIP2Config(t5=T5Config(architecture=dict(architecture))))
 
 
 def build_models(size: str, seed: int = 0) -> tuple[VideoBLIP2, ReferenceVideoBLIP2]:
