@@ -51,6 +51,7 @@ from videoblip2.annotations import AnnotationError, load_annotations
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, VideoDataset
 from videoblip2.modeling import CONFIG_NAME, VideoBLIP2
+from videoblip2.predict import predict_captions
 
 LOG_NAME = "log.jsonl"
 PLOT_NAME = "log.png"
@@ -578,39 +579,18 @@ def _model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in ("video", "video_mask", "audio", "audio_mask")}
 
 
-def _labels(batch: Mapping[str, Any]) -> torch.Tensor:
-    # CaptionDataset.batch returns a column slice (not contiguous) and T5's loss calls labels.view(-1).
-    return batch["labels"].contiguous()
-
-
 def caption_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed token cross-entropy (fp32) of (B, L, V) logits against (B, L) labels padded with -100."""
     return F.cross_entropy(logits.float().flatten(0, 1), labels.to(logits.device).flatten(),
                            ignore_index=IGNORE_INDEX, reduction="sum")
 
 
-@torch.no_grad()
 def generate_captions(model: VideoBLIP2, videos: VideoDataset, *, batch_size: int = 32, precision: str = "auto",
                       num_beams: int = 1, positions: Sequence[int] | np.ndarray | None = None) -> dict[str, str]:
-    """{video_id: caption} for `videos` (or its `positions`), greedy by default, in eval mode.
-
-    E.g. test-split predictions for eval.evaluate::
-
-        store = FeatureStore(features, list(test_refs), max_frames=model.config.max_frames,
-                             max_audio_windows=model.config.max_audio_windows)
-        save_predictions(generate_captions(model, VideoDataset(store)), "preds.json")
-    """
-    was_training = model.training
-    model.eval()
-    positions = np.arange(len(videos)) if positions is None else np.asarray(positions, dtype=np.int64)
-    captions: dict[str, str] = {}
-    for start in range(0, len(positions), batch_size):
-        batch = videos.batch(positions[start: start + batch_size])
-        with autocast(model.device, precision):
-            out = model.generate(**_model_inputs(batch), num_beams=num_beams)
-        captions.update(zip(batch["video_ids"], out))
-    model.train(was_training)
-    return captions
+    """{video_id: caption} for `videos` (or its `positions`), greedy by default, in eval mode."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and model.device.type == "cuda")
+    return predict_captions(model, videos, batch_size=batch_size, num_beams=num_beams, progress=False,
+                            indices=positions, autocast_dtype=torch.bfloat16 if use_bf16 else None)
 
 
 class Validator:
@@ -644,7 +624,7 @@ class Validator:
         for start in range(0, len(pair_idx), self.batch_size):
             batch = self.pairs.batch(pair_idx[start: start + self.batch_size])
             with autocast(model.device, self.precision):
-                logits = model(**_model_inputs(batch), labels=_labels(batch)).logits
+                logits = model(**_model_inputs(batch), labels=batch["labels"]).logits
             loss_sum += caption_loss_sum(logits, batch["labels"]).item()
             tokens += float((batch["labels"] != IGNORE_INDEX).sum())
         captions = generate_captions(model, self.videos, batch_size=self.batch_size, precision=self.precision,

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from .annotations import load_annotations, save_predictions
-from .data import FeatureStore, VideoDataset, index_batches
+from .data import FeatureStore, VideoDataset
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -30,22 +31,27 @@ def predict_captions(
     max_new_tokens: int | None = None,
     transform: BatchTransform | None = None,
     progress: bool = True,
+    indices: Sequence[int] | np.ndarray | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, str]:
     """One caption per video of `dataset` (greedy, or beam search with `num_beams`), as {video_id: caption}.
 
-    `transform` may rewrite each feature batch first (ablations: drop the audio, shuffle the frames).
+    `indices` restricts it to those positions of the dataset (a process's shard); `autocast_dtype` (e.g.
+    torch.bfloat16 on a GPU) runs generation under autocast. `transform` may rewrite each feature batch
+    first (ablations: drop the audio, shuffle the frames).
     """
     was_training = model.training
     model.eval()
+    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     captions: dict[str, str] = {}
-    batches = index_batches(len(dataset), batch_size, shuffle=False)
-    total = -(-len(dataset) // batch_size)
-    for indices in tqdm(batches, total=total, desc="captioning", unit="batch", disable=not progress):
-        batch = dataset.batch(indices)
+    starts = range(0, len(positions), batch_size)
+    for start in tqdm(starts, desc="captioning", unit="batch", disable=not progress):
+        batch = dataset.batch(positions[start : start + batch_size])
         if transform is not None:
             batch = transform(batch)
-        texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
-                               num_beams=num_beams, max_new_tokens=max_new_tokens)
+        with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
+                                   num_beams=num_beams, max_new_tokens=max_new_tokens)
         captions.update(zip(batch["video_ids"], texts))
     model.train(was_training)
     return captions
