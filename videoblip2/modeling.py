@@ -342,21 +342,21 @@ class VideoBLIP2(nn.Module):
             )
         sequences = sequences[:, 1:]  # drop the decoder start token
         token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
-        pad = self.t5_tokenizer.pad_token_id
+        sequences = sequences.masked_fill(token_mask == 0, self.t5_tokenizer.pad_token_id)
         # decoder_input_ids rather than labels: with labels T5 also computes a cross-entropy over the whole
         # vocabulary that nothing reads. These are the inputs T5 derives from labels (_shift_right).
         out = self.t5(
             encoder_outputs=(encoder_hidden.repeat_interleave(num_samples, dim=0),),
             attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
-            decoder_input_ids=self.t5.get_base_model()._shift_right(sequences.masked_fill(token_mask == 0, pad)),
+            decoder_input_ids=self.t5.get_base_model()._shift_right(sequences),
         )
         logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
         token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * token_mask
         return SampleOutput(
-            sequences=sequences.masked_fill(token_mask == 0, pad),
+            sequences=sequences,
             token_mask=token_mask,
             logprobs=token_logp.sum(dim=1),
-            captions=self._decode(sequences.masked_fill(token_mask == 0, pad)),
+            captions=self._decode(sequences),
             greedy_captions=greedy_captions,
         )
 
