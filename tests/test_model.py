@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import T5ForConditionalGeneration
 
 from videoblip2.config import ConfigError, VideoBLIP2Config
-from videoblip2.modeling import CheckpointError, VideoBLIP2, caption_token_mask
+from videoblip2.modeling import CheckpointError, GreedyRows, VideoBLIP2, caption_token_mask
 
 LABELS = torch.tensor([[5, 6, 7, 1], [8, 9, 1, -100], [5, 1, -100, -100]])
 
@@ -213,9 +213,24 @@ def test_sample_with_logprobs_matches_teacher_forcing(tiny_model, feature_batch)
     logits = tiny_model(**repeated, labels=labels).logits
     ref = torch.log_softmax(logits, -1).gather(-1, out.sequences.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(out.logprobs, (ref * out.token_mask).sum(1), atol=1e-4, rtol=1e-4)
-    assert out.greedy_captions == tiny_model.generate(**feature_batch, max_new_tokens=8)
+    greedy = tiny_model.generate(**feature_batch, max_new_tokens=8)
+    assert out.greedy_captions == greedy and all(greedy)  # decoded with the samples, yet the same captions
+    assert out.captions != [g for g in greedy for _ in range(4)]  # the samples are not all greedy
     out.logprobs.sum().backward()
     assert tiny_model.video_query_tokens.grad.abs().sum() > 0
+
+
+def test_greedy_rows_always_draw_their_argmax_and_leave_other_rows_alone():
+    torch.manual_seed(0)
+    scores = torch.randn(4, 50)
+    rows = torch.tensor([False, True, False, True])
+    processed = GreedyRows(rows)(None, scores.clone())
+    assert torch.equal(processed[~rows], scores[~rows])
+    assert torch.isfinite(processed[rows]).sum(dim=1).tolist() == [1, 1]
+    probs = torch.softmax(processed / 7.0, dim=-1)  # a hot temperature changes nothing for the greedy rows
+    draws = torch.multinomial(probs, num_samples=200, replacement=True)
+    assert (draws[rows] == scores[rows].argmax(-1, keepdim=True)).all()
+    assert len(set(draws[0].tolist())) > 10  # the sampling rows still sample
 
 
 def test_caption_token_mask():

@@ -23,6 +23,8 @@ from transformers import (
     AutoTokenizer,
     InstructBlipQFormerConfig,
     InstructBlipQFormerModel,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedTokenizerBase,
     T5ForConditionalGeneration,
 )
@@ -319,35 +321,45 @@ class VideoBLIP2(nn.Module):
         Each video is encoded once (Q-Formers and T5 encoder, with grad); the K samples reuse that encoder
         output. Sampling runs without grad, then one teacher-forced decoder pass over all B*K samples gives
         the log-probs with grad. Log-probs are taken at `temperature` (the policy that was sampled).
-        `generate_kwargs` go to both `t5.generate` calls (e.g. `cache_implementation="static"`).
+        `include_greedy` adds each video's greedy caption, decoded in the same `t5.generate` call as the
+        samples. `generate_kwargs` go to that call (e.g. `cache_implementation="static"`).
         """
         inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
         encoder_hidden = self.t5.get_encoder()(inputs_embeds=inputs_embeds,
                                                attention_mask=attention_mask).last_hidden_state  # (B, S, d)
-        max_new_tokens = max_new_tokens or self.config.max_caption_len
-        greedy_captions = None
+        batch = encoder_hidden.shape[0]
+        n_samples = batch * num_samples
+        sample_hidden = encoder_hidden.repeat_interleave(num_samples, dim=0)  # (B*K, S, d), with grad
+        sample_mask = attention_mask.repeat_interleave(num_samples, dim=0)
         with torch.no_grad():
-            detached = BaseModelOutput(last_hidden_state=encoder_hidden.detach())
+            # One decode for everything: rows [0, B*K) sample, rows [B*K, B*K + B) (the greedy captions, when
+            # asked for) go through GreedyRows, which keeps only their argmax. Half the decode steps of a
+            # separate greedy generate, and the greedy captions are the same.
+            hidden, mask = sample_hidden.detach(), sample_mask
+            processors = []
             if include_greedy:
-                greedy_ids = self.t5.generate(encoder_outputs=detached, attention_mask=attention_mask,
-                                              do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                                              **generate_kwargs)
-                greedy_captions = self._decode(greedy_ids)
-            sequences = self.t5.generate(
-                encoder_outputs=BaseModelOutput(
-                    last_hidden_state=detached.last_hidden_state.repeat_interleave(num_samples, dim=0)),
-                attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
-                do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
-                num_beams=1, max_new_tokens=max_new_tokens, **generate_kwargs,
-            )
-        sequences = sequences[:, 1:]  # drop the decoder start token
+                hidden = torch.cat([hidden, encoder_hidden.detach()])
+                mask = torch.cat([mask, attention_mask])
+                greedy_rows = torch.arange(hidden.shape[0], device=hidden.device) >= n_samples
+                processors.append(GreedyRows(greedy_rows))
+            decoded = self.t5.generate(
+                encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                do_sample=True, top_k=0, top_p=1.0, temperature=temperature, num_beams=1,
+                max_new_tokens=max_new_tokens or self.config.max_caption_len,
+                logits_processor=LogitsProcessorList(processors), **generate_kwargs,
+            )[:, 1:]  # drop the decoder start token
+        greedy_captions = self._decode(decoded[n_samples:]) if include_greedy else None
+        sequences = decoded[:n_samples]
         token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
         sequences = sequences.masked_fill(token_mask == 0, self.t5_tokenizer.pad_token_id)
+        # Decoded before the teacher-forced pass: decoding reads the ids on the host (a sync). After it, the
+        # pass below is queued without a sync, so on CUDA the caller's CPU-side reward overlaps with it.
+        captions = self._decode(sequences)
         # decoder_input_ids rather than labels: with labels T5 also computes a cross-entropy over the whole
         # vocabulary that nothing reads. These are the inputs T5 derives from labels (_shift_right).
         out = self.t5(
-            encoder_outputs=(encoder_hidden.repeat_interleave(num_samples, dim=0),),
-            attention_mask=attention_mask.repeat_interleave(num_samples, dim=0),
+            encoder_outputs=(sample_hidden,),
+            attention_mask=sample_mask,
             decoder_input_ids=self.t5.get_base_model()._shift_right(sequences),
         )
         logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
@@ -356,7 +368,7 @@ class VideoBLIP2(nn.Module):
             sequences=sequences,
             token_mask=token_mask,
             logprobs=token_logp.sum(dim=1),
-            captions=self._decode(sequences),
+            captions=captions,
             greedy_captions=greedy_captions,
         )
 
@@ -460,6 +472,21 @@ class VideoBLIP2(nn.Module):
                 )
         model.load_state_dict(state, strict=False)
         return model.to(map_location).eval()  # like transformers' from_pretrained: ready for inference
+
+
+class GreedyRows(LogitsProcessor):
+    """Turns some rows of a sampling decode into greedy decoding: every score but the row's argmax is -inf.
+
+    Runs before the sampling warpers (temperature, top-k/p), which leave a single finite score alone, so
+    these rows always draw their argmax: the same token as greedy decoding under the same processors.
+    """
+
+    def __init__(self, rows: torch.Tensor):
+        self.rows = rows  # (N,) bool, True for the greedy rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        best = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
+        return torch.where(self.rows.unsqueeze(1) & ~best, float("-inf"), scores)
 
 
 def _is_t5_base_key(key: str) -> bool:
