@@ -10,7 +10,7 @@ from ours) and the same batches:
 * ours: `videoblip2.modeling.VideoBLIP2` as it is (`sample_with_logprobs` encodes each video once for
   its K samples), plus what changes no result: on CUDA the frozen T5 linear weights stored in bf16
   (autocast casts them to bf16 anyway), fused AdamW; optional `--compile` (torch.compile of the training
-  forward) and `--static-cache` (static KV cache for `generate`).
+  forward) and `--static-cache` (static KV cache for `generate` and SCST sampling).
 
 Checks (eval mode, same weights, same batch): the CE loss of both equal within tolerance (fp32 on CPU:
 1e-5 relative, bf16 on CUDA: 1e-2), greedy and beam-3 token ids identical, and the reference's
@@ -23,7 +23,8 @@ Measures, for both, and the ratio ours / reference:
   below x samples/s over a measured matmul rate: bf16 on CUDA, fp32 on CPU);
 * SCST step videos/s: K samples + greedy, `--caption-len` new tokens, CIDEr-D reward on CPU
   (`eval.cider.CiderD` over an MSR-VTT-sized synthetic corpus), greedy-baseline policy gradient, AdamW;
-  split into generation, log-prob forward (with grad), reward, backward + step;
+  timed as whole steps (no synchronisation inside, so whatever the step overlaps counts), and split into
+  generation, log-prob forward (with grad), reward, backward + step from separately synchronised steps;
 * generation captions/s, greedy and beam-3;
 * data: `CaptionDataset.batch()` from a preloaded `FeatureStore` of `--data-videos` x
   `--captions-per-video` (MSR-VTT size by default: 10,000 videos, 200,000 captions; float16 features built
@@ -434,12 +435,16 @@ def synchronize(device: torch.device) -> None:
 class Stopwatch:
     """Accumulates device-synchronised wall time per named part."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, enabled: bool = True):
         self.device = device
+        self.enabled = enabled  # False: no synchronisation and no timing (a step timed as a whole)
         self.parts: dict[str, float] = {}
 
     @contextlib.contextmanager
     def part(self, name: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
         synchronize(self.device)
         start = time.perf_counter()
         try:
@@ -522,15 +527,16 @@ def ce_step(forward: Callable, batch: dict[str, torch.Tensor], optimizer: torch.
 
 def scst_step(impl: str, model: nn.Module, batch: dict[str, torch.Tensor], video_ids: list[int],
               optimizer: torch.optim.Optimizer, cider: CiderD, num_samples: int, max_new_tokens: int,
-              amp: Callable, watch: Stopwatch) -> dict[str, float]:
+              amp: Callable, watch: Stopwatch, static_cache: bool = False) -> dict[str, float]:
     """One SCST step (greedy baseline), times split into generate / logprob_forward / reward / backward."""
     k = num_samples
     eos = model.t5_tokenizer.eos_token_id
     model.eval()  # as train.train_scst: no dropout while sampling and in the log-prob pass
     if impl == "ours":
         with watch.part("sample_with_logprobs"), timed_method(model.t5, "generate", watch, "generate"), amp():
+            extra = {"cache_implementation": "static"} if static_cache else {}
             out = model.sample_with_logprobs(**model_inputs(batch), num_samples=k, include_greedy=True,
-                                             max_new_tokens=max_new_tokens)
+                                             max_new_tokens=max_new_tokens, **extra)
         samples, greedy, logprobs = out.captions, out.greedy_captions, out.logprobs
         sample_len = float(out.token_mask.sum(dim=1).mean())
     else:
@@ -668,20 +674,31 @@ def bench_impl(impl: str, model: nn.Module, ce_batches: list[dict], scst_batch: 
     with PeakMemory(device) as memory:
         for _ in range(min(args.warmup, 1)):
             scst_step(impl, model, scst_batch, video_ids, optimizer, cider, args.num_samples, args.caption_len,
-                      amp, Stopwatch(device))
-        per_step, extra = [], []
+                      amp, Stopwatch(device), args.static_cache)
+        # Throughput from whole steps with no synchronisation inside: work the step overlaps (the CPU reward
+        # while the GPU runs the queued log-prob pass) counts as it would in training. The split comes from
+        # separate steps synchronised at every part boundary.
+        whole, per_step, extra = [], [], []
         for _ in tqdm_range(args.steps, f"{impl}: SCST"):
-            watch = Stopwatch(device)
+            synchronize(device)
+            start = time.perf_counter()
             extra.append(scst_step(impl, model, scst_batch, video_ids, optimizer, cider, args.num_samples,
-                                   args.caption_len, amp, watch))
+                                   args.caption_len, amp, Stopwatch(device, enabled=False), args.static_cache))
+            synchronize(device)
+            whole.append(time.perf_counter() - start)
+        for _ in tqdm_range(args.steps, f"{impl}: SCST, split"):
+            watch = Stopwatch(device)
+            scst_step(impl, model, scst_batch, video_ids, optimizer, cider, args.num_samples, args.caption_len,
+                      amp, watch, args.static_cache)
             parts = dict(watch.parts)
             if impl == "ours":  # sample_with_logprobs = generate (timed inside it) + encode and log-prob forward
                 parts["logprob_forward"] = parts.pop("sample_with_logprobs") - parts.get("generate", 0.0)
             per_step.append(parts)
     split = {name: float(np.median([p.get(name, 0.0) for p in per_step]))
              for name in ("generate", "logprob_forward", "reward", "backward")}
-    step_s = float(np.median([sum(p.values()) for p in per_step]))
+    step_s = float(np.median(whole))
     result["scst"] = {"videos": len(video_ids), "num_samples": args.num_samples, "step_s_median": step_s,
+                      "step_s_split_median": float(np.median([sum(p.values()) for p in per_step])),
                       "videos_per_s": len(video_ids) / step_s, **{f"{name}_s": v for name, v in split.items()},
                       "sample_mean_len": float(np.mean([e["sample_len"] for e in extra])),
                       **memory.result()}
@@ -779,7 +796,7 @@ def profile_steps(impl: str, model: nn.Module, ce_batch: dict, scst_batch: dict,
 
     def one_scst_step() -> None:
         scst_step(impl, model, scst_batch, video_ids, optimizer, cider, args.num_samples, args.caption_len, amp,
-                  Stopwatch(device))
+                  Stopwatch(device), args.static_cache)
 
     written = []
     for name, run in (("ce", one_ce_step), ("scst", one_scst_step)):
@@ -819,7 +836,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="torch CPU threads (default: torch's); 1 is steadier on a shared CPU")
     opt = parser.add_argument_group("optimisations of ours that keep results")
     opt.add_argument("--compile", action="store_true", help="torch.compile ours' training forward")
-    opt.add_argument("--static-cache", action="store_true", help="static KV cache in ours' generate")
+    opt.add_argument("--static-cache", action="store_true", help="static KV cache in ours' generate and SCST sampling")
     data = parser.add_argument_group("data")
     data.add_argument("--data-videos", type=int, default=10_000, help="videos in the store and the CIDEr corpus")
     data.add_argument("--captions-per-video", type=int, default=20)

@@ -36,7 +36,7 @@ EXPECTED = {
 PER_IMPL = {
     "ce": {"batch_size", "step_s_median", "step_s_all", "samples_per_s", "mfu", "last_loss", "peak_memory_gb",
            "memory_at_start_gb", "peak_over_start_gb"},
-    "scst": {"videos", "num_samples", "step_s_median", "videos_per_s", "generate_s", "logprob_forward_s",
+    "scst": {"videos", "num_samples", "step_s_median", "step_s_split_median", "videos_per_s", "generate_s", "logprob_forward_s",
              "reward_s", "backward_s", "sample_mean_len", "peak_memory_gb", "memory_at_start_gb",
              "peak_over_start_gb"},
     "generate": {"batch_size", "greedy_s_median", "greedy_captions_per_s", "greedy_mean_len", "beam3_s_median",
