@@ -233,6 +233,36 @@ def test_greedy_rows_always_draw_their_argmax_and_leave_other_rows_alone():
     assert len(set(draws[0].tolist())) > 10  # the sampling rows still sample
 
 
+def test_frozen_t5_in_bf16_gives_the_same_loss_gradients_and_captions_under_autocast(tiny_frozen_t5_model,
+                                                                                       feature_batch):
+    import copy
+
+    reference = tiny_frozen_t5_model.eval()
+    model = copy.deepcopy(reference)
+    frozen_linear = sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+                        for m in model.t5.modules()
+                        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
+    assert model.cast_frozen_t5(torch.bfloat16) == frozen_linear > 0
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)  # LoRA, Q-Formers
+    assert model.t5.get_base_model().lm_head.weight.dtype == torch.bfloat16
+    assert model.t5.get_input_embeddings().weight.dtype == torch.float32
+    results = []
+    for m in (reference, model):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m(**feature_batch, labels=LABELS).loss
+            captions = m.generate(**feature_batch, max_new_tokens=6)
+        loss.backward()
+        results.append((loss.detach(), captions, {n: p.grad for n, p in m.named_parameters() if p.requires_grad}))
+    (loss_ref, captions_ref, grads_ref), (loss, captions, grads) = results
+    assert torch.equal(loss, loss_ref) and captions == captions_ref
+    assert grads.keys() == grads_ref.keys() and all(torch.equal(grads[n], grads_ref[n]) for n in grads)
+
+
+def test_cast_frozen_t5_leaves_a_trained_t5_alone(tiny_model):
+    assert tiny_model.cast_frozen_t5() == 0
+    assert all(p.dtype == torch.float32 for p in tiny_model.parameters())
+
+
 def test_caption_token_mask():
     seq = torch.tensor([[5, 1, 0, 0], [5, 6, 7, 8], [1, 4, 1, 0]])
     assert caption_token_mask(seq, 1).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]

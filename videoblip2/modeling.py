@@ -380,6 +380,26 @@ class VideoBLIP2(nn.Module):
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
+    def cast_frozen_t5(self, dtype: torch.dtype = torch.bfloat16) -> int:
+        """Store the frozen T5's linear weights in `dtype`, for running under autocast to that dtype.
+
+        Autocast casts every linear weight to its dtype on each call. A frozen weight stored in that dtype
+        gives the same products, bit for bit, with no per-call cast and half the memory. Trained weights
+        (LoRA, a `train_base` T5), norms and embeddings stay fp32 (T5's norm casts its output to a
+        half-precision weight's dtype). Outside autocast, the model then fails with a dtype mismatch.
+        Returns how many parameters are stored in `dtype`.
+        """
+        embedding = self.t5.get_input_embeddings().weight
+        cast = 0
+        for module in self.t5.modules():
+            if isinstance(module, nn.Linear) and not module.weight.requires_grad and module.weight is not embedding:
+                module.weight.data = module.weight.data.to(dtype)
+                cast += module.weight.numel()
+                if module.bias is not None:
+                    module.bias.data = module.bias.data.to(dtype)
+                    cast += module.bias.numel()
+        return cast
+
     def init_qformers(self, bert: str | None = None, blip2: str | None = None, verbose: bool = True):
         """Initialise both Q-Formers and their query tokens from BERT and a BLIP-2 checkpoint (same start).
 
