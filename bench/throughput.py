@@ -274,23 +274,14 @@ class ReferenceVideoBLIP2(nn.Module):
 
 
 def optimise_ours(model: VideoBLIP2, device: torch.device) -> dict[str, Any]:
-    """Changes to ours that keep every result: on CUDA, the frozen T5 linear weights in bf16.
+    """Changes to ours that keep every result: on CUDA, the frozen T5 linear weights stored in bf16.
 
-    Under bf16 autocast every linear layer casts its fp32 weight to bf16 on each call, so storing the frozen
-    ones in bf16 computes exactly the same products, saves the casts, and halves their memory. Norm and
-    embedding weights stay fp32 (T5LayerNorm would cast its input to a bf16 weight's dtype).
+    `VideoBLIP2.cast_frozen_t5`, as train_ce/train_scst do under bf16 autocast: autocast casts every linear
+    weight to bf16 on each call, so the stored bf16 copies give the same products without the casts.
     """
     if device.type != "cuda":
         return {"frozen_t5_linear_bf16": False}
-    embedding = model.t5.get_input_embeddings().weight
-    cast = 0
-    for module in model.t5.modules():
-        if isinstance(module, nn.Linear) and not module.weight.requires_grad and module.weight is not embedding:
-            module.weight.data = module.weight.data.to(torch.bfloat16)
-            if module.bias is not None:
-                module.bias.data = module.bias.data.to(torch.bfloat16)
-            cast += module.weight.numel()
-    return {"frozen_t5_linear_bf16": True, "bf16_parameters": cast}
+    return {"frozen_t5_linear_bf16": True, "bf16_parameters": model.cast_frozen_t5(torch.bfloat16)}
 
 
 def make_optimizer(model: nn.Module, impl: str, device: torch.device, lr: float = 1e-5) -> torch.optim.Optimizer:

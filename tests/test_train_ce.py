@@ -117,6 +117,33 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(data, tmp_path)
     assert again["examples"] == val["examples"]
 
 
+def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(data, tmp_path):
+    """--precision bf16 (CPU autocast here, the CUDA default): the frozen T5 is stored in bf16, and a reloaded
+    fp32 model under autocast reproduces the validation numbers exactly (the same bf16 products)."""
+    from train.common import DistInfo
+    from videoblip2.annotations import load_annotations
+    from videoblip2.modeling import VideoBLIP2
+
+    out = tmp_path / "ce_bf16"
+    train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(data),
+                   "--out", str(out), "--batch-size", "8", "--max-steps", "3", "--lr", "1e-3", "--log-every", "1",
+                   "--precision", "bf16"])
+    losses = [r["loss"] for r in _records(out, "train")]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    (val,) = _records(out, "val")
+    saved = load_file(out / "last" / "model.safetensors")
+    assert saved["t5.base_model.model.lm_head.weight"].dtype == torch.bfloat16
+    assert saved["t5.base_model.model.shared.weight"].dtype == torch.float32
+    model = VideoBLIP2.from_pretrained(out / "last")
+    assert model.t5.get_base_model().lm_head.weight.dtype == torch.float32  # loads as fp32
+    val_ann = load_annotations(data / "train_val_videodatainfo.json", "validate")
+    args = train_ce.parse_args(["--tiny", *_data_args(data), "--out", str(out)])
+    dist = DistInfo()
+    again = Validator(model, feature_store(data, list(val_ann), model.config, args, dist), val_ann, dist,
+                      batch_size=16, precision="bf16")(model)
+    assert again["val_loss"] == val["val_loss"] and again["examples"] == val["examples"]
+
+
 def _watch_and_kill(proc, log_path, result):
     """SIGKILL `proc` as soon as its log shows a completed state save."""
     deadline = time.time() + 240

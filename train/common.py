@@ -410,11 +410,30 @@ def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
     return get_cosine_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
 
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """bf16 autocast on CUDA (precision auto/bf16); fp32 on CPU unless bf16 is asked for."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CUDA (precision auto/bf16), nothing (fp32) on CPU unless bf16 is asked for."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    """bf16 autocast when `uses_bf16`, else nothing (fp32)."""
+    if uses_bf16(device, precision):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def place_model(model: VideoBLIP2, device: torch.device, precision: str, dist: DistInfo | None = None) -> VideoBLIP2:
+    """Move the model to `device`; under bf16 autocast, store the frozen T5 linear weights in bf16.
+
+    Every step then computes the same products as with fp32 weights (autocast casts them to bf16 on every
+    call anyway), without those casts and with half the frozen weights' memory (`VideoBLIP2.cast_frozen_t5`).
+    """
+    model.to(device)
+    if uses_bf16(device, precision):
+        cast = model.cast_frozen_t5(torch.bfloat16)
+        if cast and dist is not None:
+            _print(dist, f"frozen T5 linear weights stored in bf16 ({cast:,} parameters)")
+    return model
 
 
 def set_seed(seed: int) -> None:
@@ -588,7 +607,7 @@ def caption_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 def generate_captions(model: VideoBLIP2, videos: VideoDataset, *, batch_size: int = 32, precision: str = "auto",
                       num_beams: int = 1, positions: Sequence[int] | np.ndarray | None = None) -> dict[str, str]:
     """{video_id: caption} for `videos` (or its `positions`), greedy by default, in eval mode."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and model.device.type == "cuda")
+    use_bf16 = uses_bf16(model.device, precision)
     return predict_captions(model, videos, batch_size=batch_size, num_beams=num_beams, progress=False,
                             indices=positions, autocast_dtype=torch.bfloat16 if use_bf16 else None)
 

@@ -40,6 +40,7 @@ from train.common import (
     feature_store,
     load_resumed_model,
     load_train_val,
+    place_model,
     prepare_output,
     run,
 )
@@ -88,7 +89,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         model = load_resumed_model(resume, args, dist)
     else:
         model = build_model(args, [c for captions in train_ann.values() for c in captions], dist, out)
-    model.to(dist.device)
+    place_model(model, dist.device, args.precision, dist)
     config = model.config
     _print(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")

@@ -39,6 +39,7 @@ from train.common import (
     feature_store,
     load_resumed_model,
     load_train_val,
+    place_model,
     prepare_output,
     run,
 )
@@ -174,7 +175,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     out, resume = prepare_output(args, dist)
     train_ann, val_ann = load_train_val(args)
     model = load_resumed_model(resume, args, dist) if resume is not None else build_model(args, [], dist, out)
-    model.to(dist.device)
+    place_model(model, dist.device, args.precision, dist)
     config = model.config
 
     store = feature_store(args.features, list(train_ann), config, args, dist)
