@@ -386,7 +386,9 @@ class VideoBLIP2(nn.Module):
         Autocast casts every linear weight to its dtype on each call. A frozen weight stored in that dtype
         gives the same products, bit for bit, with no per-call cast and half the memory. Trained weights
         (LoRA, a `train_base` T5), norms and embeddings stay fp32 (T5's norm casts its output to a
-        half-precision weight's dtype). Outside autocast, the model then fails with a dtype mismatch.
+        half-precision weight's dtype). Outside autocast, the model then fails with a dtype mismatch. A
+        `save_pretrained` that writes the base T5 (`merge_lora=True`, a random or trained base) writes these
+        weights rounded to `dtype`; merge from a model loaded with `from_pretrained` to keep fp32.
         Returns how many parameters are stored in `dtype`.
         """
         embedding = self.t5.get_input_embeddings().weight
