@@ -39,7 +39,7 @@ def test_component_names():
 
 
 def test_tiny_run_per_sample_memory_and_the_bf16_frozen_t5(tmp_path):
-    result = am.main(["--size", "tiny", "--batch-size", "2", "--target-batch", "64", "--threads", "1",
+    result = am.main(["--size", "tiny", "--batch-size", "2", "--target-batch", "64",
                       "--out", str(tmp_path / "m.json")])
     for impl in ("reference", "ours"):
         per_sample = result[impl]["per_sample_mb"]
