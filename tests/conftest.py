@@ -43,3 +43,37 @@ def feature_batch():
     audio_mask = torch.ones(3, 5, dtype=torch.bool)
     audio_mask[1] = False
     return dict(video=video, video_mask=video_mask, audio=audio, audio_mask=audio_mask)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a shared 2-core machine, oversubscribed OpenMP threads make tiny models 5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory):
+    """A 9-video synthetic set: 6 train videos (120 caption pairs), 1 validate, 2 test. Read-only for tests."""
+    from videoblip2.synth import generate
+
+    root = tmp_path_factory.mktemp("synth9")
+    generate(root, num_videos=9, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_init_dir(synth_data, tmp_path_factory):
+    """A saved tiny model (dropout on), so that independent runs start from identical weights and tokenizers."""
+    from train.common import build_tiny
+    from videoblip2.annotations import load_annotations
+
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    model = build_tiny([c for caps in ann.values() for c in caps], seed=0, hidden=32, layers=1, queries=4,
+                       dropout=None)
+    assert model.config.qformer.hidden_dropout_prob > 0 and model.config.lora.dropout > 0
+    path = tmp_path_factory.mktemp("tiny_init") / "model"
+    model.save_pretrained(path)
+    return path

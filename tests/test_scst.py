@@ -9,13 +9,7 @@ import torch.nn.functional as F
 
 from train.scst import scst_advantages, scst_loss, sequence_logprobs
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, oversubscribed OpenMP threads make tiny models 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REWARDS = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 3.0]])
@@ -91,26 +85,14 @@ def test_model_logprobs_are_masked_sums_of_teacher_forced_logprobs(tiny_model, f
 # ---------------------------------------------------------------------------------------------- train_scst runs
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from videoblip2.synth import generate
-
-    root = tmp_path_factory.mktemp("scst_synth")
-    generate(root, num_videos=9, progress=False)  # 6 train, 1 validate, 2 test videos
-    return root
+@pytest.fixture
+def data(synth_data):
+    return synth_data
 
 
-@pytest.fixture(scope="module")
-def init_dir(data, tmp_path_factory):
-    from train.common import build_tiny
-    from videoblip2.annotations import load_annotations
-
-    ann = load_annotations(data / "train_val_videodatainfo.json", "train")
-    model = build_tiny([c for caps in ann.values() for c in caps], seed=0, hidden=32, layers=1, queries=4,
-                       dropout=None)
-    path = tmp_path_factory.mktemp("scst_init") / "model"
-    model.save_pretrained(path)
-    return path
+@pytest.fixture
+def init_dir(tiny_init_dir):
+    return tiny_init_dir
 
 
 def _scst_args(data, init_dir, out, *extra):

@@ -21,7 +21,6 @@ from train.common import (
     TrainingError,
     Validator,
     atomic_write_dir,
-    build_tiny,
     feature_store,
     no_decay,
     param_groups,
@@ -30,37 +29,17 @@ from train.common import (
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, oversubscribed OpenMP threads make tiny models 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from videoblip2.synth import generate
-
-    root = tmp_path_factory.mktemp("ce_synth")
-    generate(root, num_videos=9, progress=False)  # 6 train videos (120 caption pairs), 1 validate, 2 test
-    return root
+@pytest.fixture
+def data(synth_data):
+    return synth_data
 
 
-@pytest.fixture(scope="module")
-def init_dir(data, tmp_path_factory):
-    """A saved tiny model (dropout on), so that independent runs start from identical weights and tokenizers."""
-    from videoblip2.annotations import load_annotations
-
-    ann = load_annotations(data / "train_val_videodatainfo.json", "train")
-    model = build_tiny([c for caps in ann.values() for c in caps], seed=0, hidden=32, layers=1, queries=4,
-                       dropout=None)
-    assert model.config.qformer.hidden_dropout_prob > 0 and model.config.lora.dropout > 0
-    path = tmp_path_factory.mktemp("ce_init") / "model"
-    model.save_pretrained(path)
-    return path
+@pytest.fixture
+def init_dir(tiny_init_dir):
+    return tiny_init_dir
 
 
 def _data_args(data):
