@@ -77,3 +77,19 @@ def tiny_init_dir(synth_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_init") / "model"
     model.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Small real media files (tests/media.py: tones, silent and broken videos). Read-only for tests."""
+    from media import write_media_set
+
+    return write_media_set(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory):
+    """Config JSONs and random-weight checkpoints of a tiny CLIP and a tiny CLAP."""
+    from media import tiny_extractor_files
+
+    return tiny_extractor_files(tmp_path_factory.getbasetemp() / "tiny_extractors")

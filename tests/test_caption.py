@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from media import tiny_extractor_files, write_media_set
 from videoblip2.caption import caption_videos, main
 from videoblip2.extract import ExtractionError, ExtractorModelError, load_clap, load_clip
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return write_media_set(tmp_path_factory.mktemp("media"))
-
-
-@pytest.fixture(scope="module")
-def tiny_files(tmp_path_factory):
-    return tiny_extractor_files(tmp_path_factory.getbasetemp() / "tiny_extractors")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from media import level_to_index, tiny_extractor_files, write_media_set, write_truncated
+from media import level_to_index, write_truncated
 from videoblip2.extract import (
     ExtractionError,
     ExtractorModelError,
@@ -23,16 +23,6 @@ from videoblip2.extract import (
     sample_frame_indices,
     window_starts,
 )
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return write_media_set(tmp_path_factory.mktemp("media"))
-
-
-@pytest.fixture(scope="module")
-def tiny_files(tmp_path_factory):
-    return tiny_extractor_files(tmp_path_factory.getbasetemp() / "tiny_extractors")
 
 
 @pytest.fixture(scope="module")

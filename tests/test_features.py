@@ -19,21 +19,10 @@ from features.common import (
     save_npy_atomic,
     take_shard,
 )
-from media import tiny_extractor_files, write_media_set
 from videoblip2.extract import decode_audio, load_clap, load_clip, window_starts
 
 SOUNDING = ["tone", "webm"]
 READABLE = ["mute", "silent", "tone", "webm"]
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return write_media_set(tmp_path_factory.mktemp("media"))
-
-
-@pytest.fixture(scope="module")
-def tiny_files(tmp_path_factory):
-    return tiny_extractor_files(tmp_path_factory.getbasetemp() / "tiny_extractors")
 
 
 def video_args(media, tiny_files, out, *extra):
