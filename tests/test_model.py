@@ -6,11 +6,15 @@ import pytest
 import torch
 import transformers
 from safetensors.torch import load_file
-
 from transformers import T5ForConditionalGeneration
 
 from videoblip2.config import ConfigError, VideoBLIP2Config
-from videoblip2.modeling import CheckpointError, GreedyRows, VideoBLIP2, caption_token_mask
+from videoblip2.modeling import (
+    CheckpointError,
+    GreedyRows,
+    VideoBLIP2,
+    caption_token_mask,
+)
 
 LABELS = torch.tensor([[5, 6, 7, 1], [8, 9, 1, -100], [5, 1, -100, -100]])
 
@@ -273,3 +277,36 @@ def test_untied_lm_head_like_flan_t5(tiny_model):
     base = tiny_model.t5.get_base_model()
     assert tiny_model.config.t5.architecture["tie_word_embeddings"] is False
     assert base.lm_head.weight is not base.shared.weight and not torch.equal(base.lm_head.weight, base.shared.weight)
+
+
+def _saved_bytes_and_grads(model, batch, seed):
+    """Loss, trainable gradients and the bytes autograd keeps for backward (train mode, dropout on)."""
+    storages = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    torch.manual_seed(seed)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(**batch, labels=LABELS).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad(set_to_none=True)
+    return loss.detach(), grads, sum(storages.values())
+
+
+def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(tiny_frozen_t5_model, feature_batch):
+    model = tiny_frozen_t5_model.train()  # dropout on: the recompute must replay the same masks
+    loss_ref, grads_ref, saved_ref = _saved_bytes_and_grads(model, feature_batch, seed=3)
+    saved = {}
+    for parts, layers in ((["t5_encoder"], 2), (["t5_encoder", "t5_decoder", "qformers"], 8)):
+        assert model.set_activation_checkpointing(parts) == layers  # 2 T5 blocks each, 2 layers per Q-Former
+        loss, grads, saved[len(parts)] = _saved_bytes_and_grads(model, feature_batch, seed=3)
+        assert torch.equal(loss, loss_ref)
+        assert grads.keys() == grads_ref.keys() and all(torch.equal(grads[n], grads_ref[n]) for n in grads)
+    assert saved_ref > saved[1] > saved[3]
+    assert model.set_activation_checkpointing([]) == 0
+    assert _saved_bytes_and_grads(model, feature_batch, seed=3)[2] == saved_ref
+    with pytest.raises(ValueError, match=r"unknown activation-checkpointing part\(s\) \['t5'\]"):
+        model.set_activation_checkpointing(["t5"])

@@ -123,6 +123,21 @@ def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(data, t
     assert again["val_loss"] == val["val_loss"] and again["examples"] == val["examples"]
 
 
+def test_activation_checkpointing_run_has_the_same_losses(data, tmp_path):
+    """--activation-checkpointing recomputes layers in backward with the same dropout masks: same run."""
+    args = ["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(data),
+            "--batch-size", "8", "--max-steps", "3", "--lr", "1e-3", "--log-every", "1", "--val-videos", "4"]
+    train_ce.main([*args, "--out", str(tmp_path / "plain")])
+    train_ce.main([*args, "--out", str(tmp_path / "recompute"),
+                   "--activation-checkpointing", "t5_encoder", "t5_decoder", "qformers"])
+    plain, recompute = (_records(tmp_path / name, "train") for name in ("plain", "recompute"))
+    assert len(plain) == 3 and [r["loss"] for r in recompute] == [r["loss"] for r in plain]
+    weights, weights_ref = (load_file(tmp_path / name / "last" / "model.safetensors") for name in ("recompute", "plain"))
+    assert weights.keys() == weights_ref.keys() and all(torch.equal(weights[k], weights_ref[k]) for k in weights)
+    with pytest.raises(SystemExit):
+        train_ce.parse_args([*args, "--out", str(tmp_path / "x"), "--activation-checkpointing", "t5"])
+
+
 def _watch_and_kill(proc, log_path, result):
     """SIGKILL `proc` as soon as its log shows a completed state save."""
     deadline = time.time() + 240

@@ -16,7 +16,8 @@ continues from OUT/state. See train/common.py for the output directory layout.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -76,6 +77,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_data_args(parser)
     add_optim_args(parser, lr=1e-4)
     add_run_args(parser, epochs=10, batch_size=32, unit="caption pairs")
+    parser.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
+                        choices=("t5_encoder", "t5_decoder", "qformers"),
+                        help="recompute these parts' layers in backward instead of keeping their activations: "
+                             "less memory for a larger batch, at one more forward of them (same losses)")
     args = parser.parse_args(argv)
     if args.model is not None and args.tiny:
         parser.error("--model and --tiny are alternatives")
@@ -90,6 +95,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     else:
         model = build_model(args, [c for captions in train_ann.values() for c in captions], dist, out)
     place_model(model, dist.device, args.precision, dist)
+    if args.activation_checkpointing:
+        layers = model.set_activation_checkpointing(args.activation_checkpointing)
+        _print(dist, f"activation checkpointing: {layers} layers ({', '.join(args.activation_checkpointing)})")
     config = model.config
     _print(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
