@@ -39,12 +39,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from bench.throughput import SIZES, build_models, model_inputs, random_batch
 
 COMPONENTS = ("video_qformer", "audio_qformer", "t5_encoder", "t5_decoder", "lm_head", "inputs_and_projections",
               "loss_and_glue")
 GB = 1024**3
+IMPLS = ("reference", "ours", "ours_checkpointed")
 
 
 def component_of(module_name: str) -> str:
@@ -94,8 +96,20 @@ def saved_tensor_accounting(model: nn.Module) -> Iterator[dict[str, int]]:
             by_dtype[f"{component}/{str(tensor.dtype).removeprefix('torch.')}"] += storage.nbytes()
         return tensor
 
+    def checkpointed_inputs(module, args, kwargs):
+        # A checkpointed layer saves nothing through `pack` (checkpoint's own hooks take its saves), but it
+        # keeps its tensor inputs for the recompute: charge those to the layer's component.
+        stack.append(names[module])
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                pack(value)
+        stack.pop()
+
     handles = [nn.modules.module.register_module_forward_pre_hook(pre_hook),
                nn.modules.module.register_module_forward_hook(post_hook)]
+    handles += [module.register_forward_pre_hook(checkpointed_inputs, with_kwargs=True)
+                for module in model.modules() if getattr(module, "gradient_checkpointing", False) is True
+                and isinstance(module, GradientCheckpointingLayer)]
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             yield totals, by_dtype
@@ -124,7 +138,29 @@ def static_bytes(model: nn.Module) -> dict[str, int]:
             "frozen_weights": sum(p.numel() * p.element_size() for p in frozen)}
 
 
-def measure(impl: str, model: nn.Module, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def checkpointed_layers(model: nn.Module) -> dict[str, int]:
+    """How many layers of each component recompute in backward (`VideoBLIP2.set_activation_checkpointing`)."""
+    layers: dict[str, int] = defaultdict(int)
+    for name, module in model.named_modules():
+        if isinstance(module, GradientCheckpointingLayer) and module.gradient_checkpointing:
+            layers[component_of(name)] += 1
+    return dict(layers)
+
+
+def recompute_transient(plain_per_sample: dict[str, float], layers: dict[str, int]) -> float:
+    """Bytes per sample that backward holds on top of the kept inputs while it recomputes one layer.
+
+    Backward recomputes one checkpointed layer at a time, and that layer's saved tensors live until its
+    backward is done: about one layer's share of its component in the model without checkpointing (the
+    largest such share over the checkpointed components).
+    """
+    return max((plain_per_sample[c] / n for c, n in layers.items() if n), default=0.0)
+
+
+def measure(impl: str, model: nn.Module, args: argparse.Namespace, device: torch.device,
+            plain: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-sample and fixed saved bytes, and the peak projected to --target-batch. `plain`: the same model's
+    result without activation checkpointing, for the transient of the recompute (see recompute_transient)."""
     spec = SIZES[args.size]
     vocab = spec.t5["vocab_size"]
     eos = model.t5_tokenizer.eos_token_id
@@ -137,8 +173,13 @@ def measure(impl: str, model: nn.Module, args: argparse.Namespace, device: torch
                         for k in sorted(set(dtype_b) | set(dtype_2b))}
     fixed = {c: at_b[c] - args.batch_size * per_sample[c] for c in COMPONENTS}
     static = static_bytes(model)
-    activations = sum(per_sample.values()) * args.target_batch + sum(fixed.values())
+    layers = checkpointed_layers(model)
+    transient = recompute_transient({c: v * 1024**2 for c, v in plain["per_sample_mb"].items()}, layers) \
+        if layers and plain is not None else 0.0
+    activations = (sum(per_sample.values()) + transient) * args.target_batch + sum(fixed.values())
     return {
+        "checkpointed_layers": layers,
+        "recompute_transient_mb_per_sample": transient / 1024**2,
         "per_sample_mb": {c: v / 1024**2 for c, v in per_sample.items()},
         "per_sample_mb_total": sum(per_sample.values()) / 1024**2,
         "per_sample_mb_by_dtype": {k: v / 1024**2 for k, v in per_sample_dtype.items() if v},
@@ -157,7 +198,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--batch-size", type=int, default=2, help="B: the forward runs at B and 2B")
     parser.add_argument("--target-batch", type=int, default=256, help="batch size the totals are projected to")
-    parser.add_argument("--impl", choices=("reference", "ours", "both"), default="both")
+    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=["reference", "ours"],
+                        help="ours_checkpointed: ours with --activation-checkpointing (ours is measured too)")
+    parser.add_argument("--activation-checkpointing", nargs="+", default=["t5_encoder"], metavar="PART",
+                        choices=("t5_encoder", "t5_decoder", "qformers"),
+                        help="parts ours_checkpointed recomputes in backward (default: t5_encoder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON file for the results")
@@ -179,12 +224,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "size": args.size, "device": args.device, "batch_sizes_counted": [args.batch_size, 2 * args.batch_size],
         "date": datetime.date.today().isoformat(), "command": "python bench/activation_memory.py "
         + " ".join(argv if argv is not None else sys.argv[1:]), "torch": torch.__version__}}
-    impls = ("reference", "ours") if args.impl == "both" else (args.impl,)
+    wanted = set(args.impl) | ({"ours"} if "ours_checkpointed" in args.impl else set())
+    impls = tuple(impl for impl in IMPLS if impl in wanted)
+    result["config"]["activation_checkpointing"] = args.activation_checkpointing if "ours_checkpointed" in impls \
+        else []
+    ours.cast_frozen_t5(torch.bfloat16)  # as train_ce under bf16 autocast, on any device
     for impl in impls:
-        model = (ours if impl == "ours" else reference).to(device)
-        if impl == "ours":
-            model.cast_frozen_t5(torch.bfloat16)  # as train_ce under bf16 autocast, on any device
-        result[impl] = measure(impl, model, args, device)
+        model = (reference if impl == "reference" else ours).to(device)
+        if impl == "ours_checkpointed":
+            ours.set_activation_checkpointing(args.activation_checkpointing)
+        result[impl] = measure(impl, model, args, device, plain=result.get("ours"))
         model.to("cpu")
     print_table(result, impls)
     if args.out:
@@ -198,14 +247,17 @@ def print_table(result: dict[str, Any], impls: tuple[str, ...]) -> None:
     target = result[impls[0]]["target_batch"]
     print(f"saved activations per sample (MB), {result['config']['size']} size, bf16 autocast on "
           f"{result['config']['device']}")
-    print(f"{'component':<24}" + "".join(f"{impl:>12}" for impl in impls))
+    print(f"{'component':<24}" + "".join(f"{impl:>18}" for impl in impls))
     for c in COMPONENTS:
-        print(f"{c:<24}" + "".join(f"{result[i]['per_sample_mb'][c]:>12.2f}" for i in impls))
-    print(f"{'total':<24}" + "".join(f"{result[i]['per_sample_mb_total']:>12.2f}" for i in impls))
-    print(f"{'fixed per step (GB)':<24}" + "".join(f"{sum(result[i]['fixed_gb'].values()):>12.2f}" for i in impls))
-    print(f"{'static (GB)':<24}" + "".join(f"{sum(result[i]['static_gb'].values()):>12.2f}" for i in impls))
+        print(f"{c:<24}" + "".join(f"{result[i]['per_sample_mb'][c]:>18.2f}" for i in impls))
+    print(f"{'total':<24}" + "".join(f"{result[i]['per_sample_mb_total']:>18.2f}" for i in impls))
+    if "ours_checkpointed" in impls:
+        print(f"{'recompute transient':<24}"
+              + "".join(f"{result[i]['recompute_transient_mb_per_sample']:>18.2f}" for i in impls))
+    print(f"{'fixed per step (GB)':<24}" + "".join(f"{sum(result[i]['fixed_gb'].values()):>18.2f}" for i in impls))
+    print(f"{'static (GB)':<24}" + "".join(f"{sum(result[i]['static_gb'].values()):>18.2f}" for i in impls))
     print(f"{f'predicted peak, B={target}':<24}"
-          + "".join(f"{result[i]['predicted_peak_at_target_gb']:>12.1f}" for i in impls))
+          + "".join(f"{result[i]['predicted_peak_at_target_gb']:>18.1f}" for i in impls))
 
 
 if __name__ == "__main__":

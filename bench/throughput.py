@@ -54,7 +54,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,15 +273,18 @@ class ReferenceVideoBLIP2(nn.Module):
         return self.t5.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
 
 
-def optimise_ours(model: VideoBLIP2, device: torch.device) -> dict[str, Any]:
+def optimise_ours(model: VideoBLIP2, device: torch.device, checkpointing: Sequence[str] = ()) -> dict[str, Any]:
     """Changes to ours that keep every result: on CUDA, the frozen T5 linear weights stored in bf16.
 
     `VideoBLIP2.cast_frozen_t5`, as train_ce/train_scst do under bf16 autocast: autocast casts every linear
     weight to bf16 on each call, so the stored bf16 copies give the same products without the casts.
+    `checkpointing` parts (`--activation-checkpointing`) recompute their layers in CE training's backward.
     """
+    done: dict[str, Any] = {"activation_checkpointing": list(checkpointing),
+                            "checkpointed_layers": model.set_activation_checkpointing(checkpointing)}
     if device.type != "cuda":
-        return {"frozen_t5_linear_bf16": False}
-    return {"frozen_t5_linear_bf16": True, "bf16_parameters": model.cast_frozen_t5(torch.bfloat16)}
+        return {"frozen_t5_linear_bf16": False, **done}
+    return {"frozen_t5_linear_bf16": True, "bf16_parameters": model.cast_frozen_t5(torch.bfloat16), **done}
 
 
 def make_optimizer(model: nn.Module, impl: str, device: torch.device, lr: float = 1e-5) -> torch.optim.Optimizer:
@@ -828,6 +831,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt = parser.add_argument_group("optimisations of ours that keep results")
     opt.add_argument("--compile", action="store_true", help="torch.compile ours' training forward")
     opt.add_argument("--static-cache", action="store_true", help="static KV cache in ours' generate and SCST sampling")
+    opt.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
+                     choices=("t5_encoder", "t5_decoder", "qformers"),
+                     help="recompute these parts' layers in ours' CE backward (less memory, more compute)")
     data = parser.add_argument_group("data")
     data.add_argument("--data-videos", type=int, default=10_000, help="videos in the store and the CIDEr corpus")
     data.add_argument("--captions-per-video", type=int, default=20)
@@ -905,7 +911,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     peak_rate, rate_dtype = matmul_rate(device)
     ours.to(device)
     reference.to(device)
-    optimisations = optimise_ours(ours, device)
+    optimisations = optimise_ours(ours, device, args.activation_checkpointing)
     check_batch = random_batch(min(8, args.batch_size), spec, config, vocab, eos, args.seed + 1, device)
     print("checking that ours and the reference agree ...", flush=True)
     checks = run_checks(ours, reference, check_batch, args, amp, device)

@@ -52,3 +52,15 @@ def test_tiny_run_per_sample_memory_and_the_bf16_frozen_t5(tmp_path):
     assert abs(result["ours"]["per_sample_mb_total"] - result["reference"]["per_sample_mb_total"]) < 0.05
     assert result["ours"]["static_gb"]["frozen_weights"] < 0.75 * result["reference"]["static_gb"]["frozen_weights"]
     assert sum(result["ours"]["fixed_gb"].values()) < sum(result["reference"]["fixed_gb"].values())
+
+
+def test_checkpointed_t5_encoder_keeps_only_layer_inputs_and_adds_one_layer_of_recompute():
+    result = am.main(["--size", "tiny", "--batch-size", "2", "--impl", "ours_checkpointed", "--out", ""])
+    plain, checkpointed = result["ours"], result["ours_checkpointed"]
+    assert plain["checkpointed_layers"] == {} and checkpointed["checkpointed_layers"] == {"t5_encoder": 2}
+    assert 0 < checkpointed["per_sample_mb"]["t5_encoder"] < 0.15 * plain["per_sample_mb"]["t5_encoder"]
+    # the layer inputs are the only saves inside the encoder blocks: everything else is unchanged
+    assert all(abs(checkpointed["per_sample_mb"][c] - plain["per_sample_mb"][c]) < 1e-12
+               for c in am.COMPONENTS if c != "t5_encoder")
+    assert abs(checkpointed["recompute_transient_mb_per_sample"] - plain["per_sample_mb"]["t5_encoder"] / 2) < 1e-12
+    assert checkpointed["predicted_peak_at_target_gb"] < plain["predicted_peak_at_target_gb"]
