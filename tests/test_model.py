@@ -64,6 +64,13 @@ def test_forward_and_generate_shapes(tiny_model, feature_batch):
         assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
 
 
+def test_return_loss_false_gives_the_same_logits_without_a_loss(tiny_model, feature_batch):
+    tiny_model.eval()
+    with_loss = tiny_model(**feature_batch, labels=LABELS)
+    without = tiny_model(**feature_batch, labels=LABELS, return_loss=False)
+    assert without.loss is None and torch.equal(without.logits, with_loss.logits)
+
+
 def test_bad_feature_shapes_are_explained(tiny_model, feature_batch):
     with pytest.raises(ValueError, match=r"video features must have shape \(B, T, 768\)"):
         tiny_model(torch.randn(2, 4, 512))

@@ -643,7 +643,7 @@ class Validator:
         for start in range(0, len(pair_idx), self.batch_size):
             batch = self.pairs.batch(pair_idx[start: start + self.batch_size])
             with autocast(model.device, self.precision):
-                logits = model(**_model_inputs(batch), labels=batch["labels"]).logits
+                logits = model(**_model_inputs(batch), labels=batch["labels"], return_loss=False).logits
             loss_sum += caption_loss_sum(logits, batch["labels"]).item()
             tokens += float((batch["labels"] != IGNORE_INDEX).sum())
         captions = generate_captions(model, self.videos, batch_size=self.batch_size, precision=self.precision,

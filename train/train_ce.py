@@ -65,7 +65,7 @@ class CaptionTask(Task):
     def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
         batch = self.dataset.batch(indices)
         module.train()
-        logits = module(**_model_inputs(batch), labels=batch["labels"]).logits  # (B, L, vocab)
+        logits = module(**_model_inputs(batch), labels=batch["labels"], return_loss=False).logits  # (B, L, V)
         loss_sum = caption_loss_sum(logits, batch["labels"])
         tokens = float(self.dataset.label_lengths[indices].sum())
         return StepOutput(loss_sum, {"loss": (loss_sum.item(), tokens)})

@@ -267,11 +267,18 @@ class VideoBLIP2(nn.Module):
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         prompt: str | None = None,
+        return_loss: bool = True,
     ) -> VideoBLIP2Output:
-        """Teacher-forced T5 pass. `labels` (B, L) are caption ids ending with EOS, padded with -100."""
+        """Teacher-forced T5 pass. `labels` (B, L) are caption ids ending with EOS, padded with -100.
+
+        `return_loss=False`: the labels only give the decoder inputs and no loss is computed (the same
+        logits), for callers that compute their own loss from the logits, such as train_ce's summed one.
+        """
         inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
         if labels is not None:
             labels = labels.to(self.device).contiguous()  # T5 flattens it with .view
+            if not return_loss:  # what T5 derives from labels, without its cross-entropy over the vocabulary
+                decoder_input_ids, labels = self.t5.get_base_model()._shift_right(labels), None
         out = self.t5(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                       decoder_input_ids=decoder_input_ids, use_cache=False)  # no KV cache to build in one pass
         return VideoBLIP2Output(loss=out.loss, logits=out.logits)
