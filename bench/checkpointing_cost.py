@@ -32,8 +32,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torch
 
 from bench.throughput import (
-    SIZES, BenchmarkError, amp_factory, build_models, ce_step, make_optimizer, model_inputs, optimise_ours,
-    random_batch, synchronize,
+    SIZES,
+    BenchmarkError,
+    amp_factory,
+    build_models,
+    ce_step,
+    make_optimizer,
+    model_inputs,
+    optimise_ours,
+    random_batch,
+    synchronize,
 )
 
 CONFIGS = {"t5_encoder": ("t5_encoder",), "all": ("t5_encoder", "t5_decoder", "qformers")}
@@ -84,14 +92,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         ce_step(model, batches[i % 2], optimizer, amp)
     times: dict[str, list[float]] = {name: [] for name in layers}
     for round_ in range(args.rounds):
-        for name in times:
+        for name, step_times in times.items():
             model.set_activation_checkpointing(configs.get(name, ()))
             synchronize(device)
             started = time.perf_counter()
             for i in range(args.steps):
                 ce_step(model, batches[i % 2], optimizer, amp)
             synchronize(device)
-            times[name].append((time.perf_counter() - started) / args.steps)
+            step_times.append((time.perf_counter() - started) / args.steps)
         print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()),
               flush=True)
     model.set_activation_checkpointing(())
