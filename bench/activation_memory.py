@@ -41,7 +41,13 @@ import torch
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from bench.throughput import SIZES, build_models, model_inputs, random_batch
+from bench.throughput import (
+    SIZES,
+    build_models,
+    model_inputs,
+    random_batch,
+    torch_threads,
+)
 
 COMPONENTS = ("video_qformer", "audio_qformer", "t5_encoder", "t5_decoder", "lm_head", "inputs_and_projections",
               "loss_and_glue")
@@ -216,8 +222,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     device = torch.device(args.device)
     ours, reference = build_models(args.size, args.seed)
     result: dict[str, Any] = {"config": {

@@ -42,6 +42,7 @@ from bench.throughput import (
     optimise_ours,
     random_batch,
     synchronize,
+    torch_threads,
 )
 
 CONFIGS = {"t5_encoder": ("t5_encoder",), "all": ("t5_encoder", "t5_decoder", "qformers")}
@@ -151,13 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return run(args, argv)
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -421,6 +421,18 @@ def repeat_inputs(batch: dict[str, Any], k: int) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------------ timing
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch CPU threads (None: leave torch's number), and restore the number after."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -864,13 +876,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return run(args, argv)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
