@@ -85,16 +85,6 @@ def test_model_logprobs_are_masked_sums_of_teacher_forced_logprobs(tiny_model, f
 # ---------------------------------------------------------------------------------------------- train_scst runs
 
 
-@pytest.fixture
-def data(synth_data):
-    return synth_data
-
-
-@pytest.fixture
-def init_dir(tiny_init_dir):
-    return tiny_init_dir
-
-
 def _scst_args(data, init_dir, out, *extra):
     return ["--model", str(init_dir), "--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"),
             "--out", str(out), "--batch-size", "2", "--num-samples", "3", "--max-sample-len", "8",
@@ -105,14 +95,14 @@ def _records(out, kind):
     return [json.loads(line) for line in open(out / "log.jsonl") if json.loads(line)["type"] == kind]
 
 
-def test_train_scst_mean_baseline_top5_refs(data, init_dir, tmp_path):
+def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path):
     from train import make_top5, train_scst
     from videoblip2.modeling import VideoBLIP2
 
     top5 = tmp_path / "top5.json"
-    make_top5.main(["--ann", str(data / "train_val_videodatainfo.json"), "--out", str(top5)])
+    make_top5.main(["--ann", str(synth_data / "train_val_videodatainfo.json"), "--out", str(top5)])
     out = tmp_path / "scst_mean"
-    summary = train_scst.main(_scst_args(data, init_dir, out, "--baseline", "mean", "--refs", "top5",
+    summary = train_scst.main(_scst_args(synth_data, tiny_init_dir, out, "--baseline", "mean", "--refs", "top5",
                                          "--top5", str(top5)))
     assert summary["step"] == 2
     train = _records(out, "train")
@@ -129,21 +119,21 @@ def test_train_scst_mean_baseline_top5_refs(data, init_dir, tmp_path):
     assert (out / "log.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_train_scst_greedy_baseline_logs_greedy_reward(data, init_dir, tmp_path):
+def test_train_scst_greedy_baseline_logs_greedy_reward(synth_data, tiny_init_dir, tmp_path):
     from train import train_scst
 
     out = tmp_path / "scst_greedy"
-    train_scst.main(_scst_args(data, init_dir, out, "--baseline", "greedy", "--max-steps", "1"))
+    train_scst.main(_scst_args(synth_data, tiny_init_dir, out, "--baseline", "greedy", "--max-steps", "1"))
     (record,) = _records(out, "train")
     assert np.isfinite(record["reward_greedy"]) and np.isfinite(record["reward_mean"])
     # mean advantage = mean sample reward - mean greedy reward (each video has the same number of samples)
     assert record["adv_mean"] == pytest.approx(record["reward_mean"] - record["reward_greedy"], abs=1e-6)
 
 
-def test_train_scst_argument_errors(data, init_dir, tmp_path):
+def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
     from train import train_scst
 
     with pytest.raises(SystemExit):
-        train_scst.parse_args(_scst_args(data, init_dir, tmp_path / "x", "--refs", "top5"))
+        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--refs", "top5"))
     with pytest.raises(SystemExit):
-        train_scst.parse_args(_scst_args(data, init_dir, tmp_path / "x", "--num-samples", "1"))
+        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--num-samples", "1"))

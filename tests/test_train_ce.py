@@ -32,16 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def data(synth_data):
-    return synth_data
-
-
-@pytest.fixture
-def init_dir(tiny_init_dir):
-    return tiny_init_dir
-
-
 def _data_args(data):
     return ["--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"), "--no-progress",
             "--num-threads", "1"]
@@ -51,13 +41,13 @@ def _records(out, kind):
     return [r for r in map(json.loads, open(Path(out) / "log.jsonl")) if r["type"] == kind]
 
 
-def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(data, tmp_path):
+def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(synth_data, tmp_path):
     from videoblip2.annotations import load_annotations
     from videoblip2.modeling import VideoBLIP2
 
     out = tmp_path / "ce"
     lr, warmup, total = 1e-2, 2, 12
-    summary = train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", *_data_args(data),
+    summary = train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", *_data_args(synth_data),
                              "--out", str(out), "--batch-size", "8", "--max-steps", str(total), "--lr", str(lr),
                              "--warmup-steps", str(warmup), "--log-every", "1"])
     assert summary["step"] == total
@@ -84,19 +74,19 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(data, tmp_path)
 
     # round trip: the reloaded model reproduces the validation numbers logged by the in-memory one
     model = VideoBLIP2.from_pretrained(out / "best")
-    val_ann = load_annotations(data / "train_val_videodatainfo.json", "validate")
-    args = train_ce.parse_args(["--tiny", *_data_args(data), "--out", str(out)])
+    val_ann = load_annotations(synth_data / "train_val_videodatainfo.json", "validate")
+    args = train_ce.parse_args(["--tiny", *_data_args(synth_data), "--out", str(out)])
     from train.common import DistInfo
 
     dist = DistInfo()
-    again = Validator(model, feature_store(data, list(val_ann), model.config, args, dist), val_ann, dist,
+    again = Validator(model, feature_store(synth_data, list(val_ann), model.config, args, dist), val_ann, dist,
                       batch_size=16, precision="fp32")(model)
     assert again["val_loss"] == pytest.approx(val["val_loss"], rel=1e-5)
     assert again["val_cider"] == pytest.approx(val["val_cider"], abs=1e-9)
     assert again["examples"] == val["examples"]
 
 
-def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(data, tmp_path):
+def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(synth_data, tmp_path):
     """--precision bf16 (CPU autocast here, the CUDA default): the frozen T5 is stored in bf16, and a reloaded
     fp32 model under autocast reproduces the validation numbers exactly (the same bf16 products)."""
     from train.common import DistInfo
@@ -104,7 +94,7 @@ def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(data, t
     from videoblip2.modeling import VideoBLIP2
 
     out = tmp_path / "ce_bf16"
-    train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(data),
+    train_ce.main(["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(synth_data),
                    "--out", str(out), "--batch-size", "8", "--max-steps", "3", "--lr", "1e-3", "--log-every", "1",
                    "--precision", "bf16"])
     losses = [r["loss"] for r in _records(out, "train")]
@@ -115,24 +105,25 @@ def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(data, t
     assert saved["t5.base_model.model.shared.weight"].dtype == torch.float32
     model = VideoBLIP2.from_pretrained(out / "last")
     assert model.t5.get_base_model().lm_head.weight.dtype == torch.float32  # loads as fp32
-    val_ann = load_annotations(data / "train_val_videodatainfo.json", "validate")
-    args = train_ce.parse_args(["--tiny", *_data_args(data), "--out", str(out)])
+    val_ann = load_annotations(synth_data / "train_val_videodatainfo.json", "validate")
+    args = train_ce.parse_args(["--tiny", *_data_args(synth_data), "--out", str(out)])
     dist = DistInfo()
-    again = Validator(model, feature_store(data, list(val_ann), model.config, args, dist), val_ann, dist,
+    again = Validator(model, feature_store(synth_data, list(val_ann), model.config, args, dist), val_ann, dist,
                       batch_size=16, precision="bf16")(model)
     assert again["val_loss"] == val["val_loss"] and again["examples"] == val["examples"]
 
 
-def test_activation_checkpointing_run_has_the_same_losses(data, tmp_path):
+def test_activation_checkpointing_run_has_the_same_losses(synth_data, tmp_path):
     """--activation-checkpointing recomputes layers in backward with the same dropout masks: same run."""
-    args = ["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(data),
+    args = ["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", *_data_args(synth_data),
             "--batch-size", "8", "--max-steps", "3", "--lr", "1e-3", "--log-every", "1", "--val-videos", "4"]
     train_ce.main([*args, "--out", str(tmp_path / "plain")])
     train_ce.main([*args, "--out", str(tmp_path / "recompute"),
                    "--activation-checkpointing", "t5_encoder", "t5_decoder", "qformers"])
     plain, recompute = (_records(tmp_path / name, "train") for name in ("plain", "recompute"))
     assert len(plain) == 3 and [r["loss"] for r in recompute] == [r["loss"] for r in plain]
-    weights, weights_ref = (load_file(tmp_path / name / "last" / "model.safetensors") for name in ("recompute", "plain"))
+    weights, weights_ref = (load_file(tmp_path / name / "last" / "model.safetensors")
+                            for name in ("recompute", "plain"))
     assert weights.keys() == weights_ref.keys() and all(torch.equal(weights[k], weights_ref[k]) for k in weights)
     with pytest.raises(SystemExit):
         train_ce.parse_args([*args, "--out", str(tmp_path / "x"), "--activation-checkpointing", "t5"])
@@ -157,8 +148,8 @@ def _watch_and_kill(proc, log_path, result):
     proc.kill()
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(data, init_dir, tmp_path):
-    args = ["--model", str(init_dir), *_data_args(data), "--batch-size", "8", "--max-steps", "30",
+def test_sigkill_then_resume_matches_uninterrupted_run(synth_data, tiny_init_dir, tmp_path):
+    args = ["--model", str(tiny_init_dir), *_data_args(synth_data), "--batch-size", "8", "--max-steps", "30",
             "--save-every", "2", "--log-every", "1", "--lr", "2e-3"]
     killed = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -222,10 +213,10 @@ def test_atomic_write_dir_keeps_the_previous_version(tmp_path):
     assert (final / "weights").read_text() == "v2" and sorted(os.listdir(tmp_path)) == ["best"]
 
 
-def test_param_groups_skip_decay_on_biases_norms_embeddings(init_dir):
+def test_param_groups_skip_decay_on_biases_norms_embeddings(tiny_init_dir):
     from videoblip2.modeling import VideoBLIP2
 
-    model = VideoBLIP2.from_pretrained(init_dir)
+    model = VideoBLIP2.from_pretrained(tiny_init_dir)
     groups = param_groups(model, weight_decay=0.05)
     assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
     names = {id(p): n for n, p in model.named_parameters()}
