@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     device = torch.device(args.device)
-    ours, reference = build_models(args.size, args.seed)
+    ours, reference = build_models(args.size, args.seed, with_reference="reference" in args.impl)
     result: dict[str, Any] = {"config": {
         "size": args.size, "device": args.device, "batch_sizes_counted": [args.batch_size, 2 * args.batch_size],
         "date": datetime.date.today().isoformat(), "command": "python bench/activation_memory.py "

@@ -75,8 +75,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         raise BenchmarkError("--device cuda but torch.cuda.is_available() is False; use --device cpu")
     spec = SIZES[args.size]
     amp = amp_factory(device)
-    model, _ = build_models(args.size, args.seed)
-    del _
+    model, _ = build_models(args.size, args.seed, with_reference=False)
     model.to(device)
     optimise_ours(model, device)
     model.train()

@@ -180,15 +180,21 @@ def random_t5(architecture: dict[str, Any], seed: int) -> T5ForConditionalGenera
     return build_t5(VideoBLIP2Config(t5=T5Config(architecture=dict(architecture))))
 
 
-def build_models(size: str, seed: int = 0) -> tuple[VideoBLIP2, ReferenceVideoBLIP2]:
-    """Ours and the reference on the same random weights (the reference loads ours' state dict)."""
+def build_models(size: str, seed: int = 0, with_reference: bool = True
+                 ) -> tuple[VideoBLIP2, ReferenceVideoBLIP2 | None]:
+    """Ours and the reference on the same random weights (the reference loads ours' state dict).
+
+    `with_reference=False`: ours alone (the same weights), the reference is None.
+    """
     spec = SIZES[size]
     config = spec.config()
     t5_tokenizer = word_level_t5_tokenizer(spec.t5["vocab_size"])
     qformer_tokenizer = bert_style_tokenizer([" ".join(caption_words())])
     t5 = random_t5(spec.t5, seed)
-    reference_t5 = copy.deepcopy(t5)  # before peft injects LoRA into ours' copy
+    reference_t5 = copy.deepcopy(t5) if with_reference else None  # before peft injects LoRA into ours' copy
     ours = VideoBLIP2(config, t5_tokenizer=t5_tokenizer, qformer_tokenizer=qformer_tokenizer, t5=t5)
+    if not with_reference:
+        return ours, None
     reference = ReferenceVideoBLIP2(config, t5_tokenizer, qformer_tokenizer, reference_t5)
     missing, unexpected = reference.load_state_dict(ours.state_dict(), strict=True)
     if missing or unexpected:
