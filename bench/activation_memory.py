@@ -48,6 +48,7 @@ from bench.throughput import (
     random_batch,
     torch_threads,
 )
+from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
 COMPONENTS = ("video_qformer", "audio_qformer", "t5_encoder", "t5_decoder", "lm_head", "inputs_and_projections",
               "loss_and_glue")
@@ -207,7 +208,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--impl", nargs="+", choices=IMPLS, default=["reference", "ours"],
                         help="ours_checkpointed: ours with --activation-checkpointing (ours is measured too)")
     parser.add_argument("--activation-checkpointing", nargs="+", default=["t5_encoder"], metavar="PART",
-                        choices=("t5_encoder", "t5_decoder", "qformers"),
+                        choices=CHECKPOINTABLE_PARTS,
                         help="parts ours_checkpointed recomputes in backward (default: t5_encoder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -44,8 +44,9 @@ from bench.throughput import (
     synchronize,
     torch_threads,
 )
+from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
-CONFIGS = {"t5_encoder": ("t5_encoder",), "all": ("t5_encoder", "t5_decoder", "qformers")}
+CONFIGS = {"t5_encoder": ("t5_encoder",), "all": CHECKPOINTABLE_PARTS}
 
 
 def check_same_loss_and_gradients(model, batch: dict[str, torch.Tensor], configs: dict[str, tuple[str, ...]],

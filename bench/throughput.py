@@ -87,7 +87,13 @@ from videoblip2.config import (  # noqa: E402
     VideoBLIP2Config,
 )
 from videoblip2.data import CaptionDataset, FeatureStore, index_batches, lengths_to_mask  # noqa: E402
-from videoblip2.modeling import VideoBLIP2, build_t5, caption_token_mask, qformer_hf_config  # noqa: E402
+from videoblip2.modeling import (  # noqa: E402
+    CHECKPOINTABLE_PARTS,
+    VideoBLIP2,
+    build_t5,
+    caption_token_mask,
+    qformer_hf_config,
+)
 from videoblip2.tiny import bert_style_tokenizer  # noqa: E402
 
 # 11 words + EOS = 12 T5 tokens with the word-level benchmark tokenizer ([CLS] + 11 + [SEP] on the Q-Former side).
@@ -850,7 +856,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--compile", action="store_true", help="torch.compile ours' training forward")
     opt.add_argument("--static-cache", action="store_true", help="static KV cache in ours' generate and SCST sampling")
     opt.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
-                     choices=("t5_encoder", "t5_decoder", "qformers"),
+                     choices=CHECKPOINTABLE_PARTS,
                      help="recompute these parts' layers in ours' CE backward (less memory, more compute)")
     data = parser.add_argument_group("data")
     data.add_argument("--data-videos", type=int, default=10_000, help="videos in the store and the CIDEr corpus")

@@ -46,7 +46,7 @@ from train.common import (
     run,
 )
 from videoblip2.data import CaptionDataset
-from videoblip2.modeling import VideoBLIP2
+from videoblip2.modeling import CHECKPOINTABLE_PARTS, VideoBLIP2
 
 
 class CaptionTask(Task):
@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_optim_args(parser, lr=1e-4)
     add_run_args(parser, epochs=10, batch_size=32, unit="caption pairs")
     parser.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
-                        choices=("t5_encoder", "t5_decoder", "qformers"),
+                        choices=CHECKPOINTABLE_PARTS,
                         help="recompute these parts' layers in backward instead of keeping their activations: "
                              "less memory for a larger batch, at one more forward of them (same losses)")
     args = parser.parse_args(argv)

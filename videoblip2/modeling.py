@@ -42,6 +42,9 @@ T5_TOKENIZER_DIR = "t5_tokenizer"
 QFORMER_TOKENIZER_DIR = "qformer_tokenizer"
 _T5_BASE_PREFIX = "t5.base_model.model."
 
+# The parts `VideoBLIP2.set_activation_checkpointing` takes; the choices of --activation-checkpointing.
+CHECKPOINTABLE_PARTS = ("t5_encoder", "t5_decoder", "qformers")
+
 
 class CheckpointError(RuntimeError):
     """A model directory that is missing, incomplete, or does not match its config."""
@@ -415,10 +418,10 @@ class VideoBLIP2(nn.Module):
         return cast
 
     def checkpointable_parts(self) -> dict[str, nn.Module]:
-        """The parts whose layers `set_activation_checkpointing` can recompute, by name."""
+        """The parts whose layers `set_activation_checkpointing` can recompute, by name (CHECKPOINTABLE_PARTS)."""
         t5 = self.t5.get_base_model()
-        return {"qformers": nn.ModuleList([self.video_qformer, self.audio_qformer]),
-                "t5_encoder": t5.encoder, "t5_decoder": t5.decoder}
+        return {"t5_encoder": t5.encoder, "t5_decoder": t5.decoder,
+                "qformers": nn.ModuleList([self.video_qformer, self.audio_qformer])}
 
     def set_activation_checkpointing(self, parts: Iterable[str] = ("t5_encoder",)) -> int:
         """Recompute the layers of `parts` during backward instead of keeping their activations.
