@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from train import train_ce
-from train.common import build_tiny
+from train.model_setup import build_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,15 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 from train import train_ce
-from train.common import (
-    TrainingError,
-    Validator,
-    atomic_write_dir,
-    feature_store,
-    no_decay,
-    param_groups,
-    recover_dir,
-)
+from train.data import feature_store
+from train.errors import TrainingError
+from train.file_utils import atomic_write_dir, recover_dir
+from train.optim import no_decay, param_groups
+from train.validation import Validator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,7 +72,7 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(synth_data, tmp
     model = VideoBLIP2.from_pretrained(out / "best")
     val_ann = load_annotations(synth_data / "train_val_videodatainfo.json", "validate")
     args = train_ce.parse_args(["--tiny", *_data_args(synth_data), "--out", str(out)])
-    from train.common import DistInfo
+    from train.distributed import DistInfo
 
     dist = DistInfo()
     again = Validator(model, feature_store(synth_data, list(val_ann), model.config, args, dist), val_ann, dist,
@@ -89,7 +85,7 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(synth_data, tmp
 def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(synth_data, tmp_path):
     """--precision bf16 (CPU autocast here, the CUDA default): the frozen T5 is stored in bf16, and a reloaded
     fp32 model under autocast reproduces the validation numbers exactly (the same bf16 products)."""
-    from train.common import DistInfo
+    from train.distributed import DistInfo
     from videoblip2.annotations import load_annotations
     from videoblip2.modeling import VideoBLIP2
 

@@ -109,7 +109,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Write the subset; returns {video_id: [captions best first]}."""
-    from train.common import load_split
+    from train.data import load_split
 
     args = parse_args(argv)
     annotations = load_split(args.ann, args.split)
@@ -125,6 +125,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    from train.common import cli
+    from train.launch import cli
 
     cli(main)

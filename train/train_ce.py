@@ -10,7 +10,7 @@
 The loss of an optimizer step is the token cross-entropy summed over the global batch divided by its number
 of label tokens (EOS included). Validation (loss + greedy CIDEr-D) runs at the end of every epoch and every
 --eval-every steps; `best/` keeps the model with the best validation CIDEr-D. Re-running the same command
-continues from OUT/state. See train/common.py for the output directory layout.
+continues from OUT/state. See train/run_dir.py for the output directory layout.
 """
 
 from __future__ import annotations
@@ -19,56 +19,18 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from torch import nn
-
-from train.common import (
-    DistInfo,
-    StepOutput,
-    Task,
-    Trainer,
-    TrainingError,
-    Validator,
-    _model_inputs,
-    _print,
-    add_data_args,
-    add_model_args,
-    add_optim_args,
-    add_run_args,
-    build_model,
-    caption_loss_sum,
-    cli,
-    feature_store,
-    load_resumed_model,
-    load_train_val,
-    place_model,
-    prepare_output,
-    run,
-)
+from train.data import feature_store, load_train_val
+from train.distributed import DistInfo
+from train.launch import cli, run
+from train.logger import print_main
+from train.model_setup import build_model, load_resumed_model, place_model
+from train.params import add_data_args, add_model_args, add_optim_args, add_run_args
+from train.run_dir import prepare_output
+from train.tasks import CaptionTask
+from train.trainer import Trainer
+from train.validation import Validator
 from videoblip2.data import CaptionDataset
-from videoblip2.modeling import CHECKPOINTABLE_PARTS, VideoBLIP2
-
-
-class CaptionTask(Task):
-    """Teacher-forced cross-entropy on (video, caption) pairs; normaliser: label tokens of the global batch."""
-
-    name = "train_ce"
-    unit = "pairs"
-
-    def __init__(self, dataset: CaptionDataset):
-        self.dataset = dataset
-        self.num_items = len(dataset)
-
-    def normalizer(self, indices: np.ndarray) -> float:
-        return float(self.dataset.label_lengths[indices].sum())
-
-    def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
-        batch = self.dataset.batch(indices)
-        module.train()
-        logits = module(**_model_inputs(batch), labels=batch["labels"], return_loss=False).logits  # (B, L, V)
-        loss_sum = caption_loss_sum(logits, batch["labels"])
-        tokens = float(self.dataset.label_lengths[indices].sum())
-        return StepOutput(loss_sum, {"loss": (loss_sum.item(), tokens)})
+from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -97,9 +59,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     place_model(model, dist.device, args.precision, dist)
     if args.activation_checkpointing:
         layers = model.set_activation_checkpointing(args.activation_checkpointing)
-        _print(dist, f"activation checkpointing: {layers} layers ({', '.join(args.activation_checkpointing)})")
+        print_main(dist, f"activation checkpointing: {layers} layers ({', '.join(args.activation_checkpointing)})")
     config = model.config
-    _print(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
+    print_main(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
 
     store = feature_store(args.features, list(train_ann), config, args, dist)
@@ -109,7 +71,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
         validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision)
     else:
-        _print(dist, "warning: no validation annotations (--val-ann, or an official --ann with a "
+        print_main(dist, "warning: no validation annotations (--val-ann, or an official --ann with a "
                      f"'{args.val_split}' split): no validation, no best/")
     trainer = Trainer(args, CaptionTask(dataset), model, dist, validator, out, resume)
     return trainer.fit()
@@ -120,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return run(train, parse_args(argv))
 
 
-__all__ = ["CaptionTask", "TrainingError", "main", "parse_args", "train"]
+__all__ = ["CaptionTask", "main", "parse_args", "train"]
 
 if __name__ == "__main__":
     cli(main)

@@ -9,7 +9,7 @@ and, with `--baseline greedy`, the greedy caption; the video is encoded once for
 full training references, scored against the video's full caption set (`--refs full`) or its top-5 subset
 (`--refs top5 --top5 train_top5_detail.json`, from `python -m train.make_top5`). Advantage and loss: see
 train/scst.py. Logging, checkpoints (last/, best/ by validation CIDEr-D, state/), resume and multi-process
-training are those of train_ce (train/common.py).
+training are those of train_ce (train/trainer.py).
 """
 
 from __future__ import annotations
@@ -21,29 +21,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.common import (
-    DistInfo,
-    StepOutput,
-    Task,
-    Trainer,
-    TrainingError,
-    Validator,
-    _model_inputs,
-    _print,
-    add_data_args,
-    add_model_args,
-    add_optim_args,
-    add_run_args,
-    build_model,
-    cli,
-    feature_store,
-    load_resumed_model,
-    load_train_val,
-    place_model,
-    prepare_output,
-    run,
-)
+from train.data import feature_store, load_train_val
+from train.distributed import DistInfo
+from train.errors import TrainingError
+from train.launch import cli, run
+from train.logger import print_main
+from train.model_setup import build_model, load_resumed_model, place_model
+from train.params import add_data_args, add_model_args, add_optim_args, add_run_args
+from train.run_dir import prepare_output
 from train.scst import BASELINES, scst_advantages, scst_loss
+from train.tasks import StepOutput, Task
+from train.trainer import Trainer
+from train.validation import Validator, model_inputs
 from videoblip2.annotations import load_annotations
 from videoblip2.data import VideoDataset
 from videoblip2.modeling import SampleOutput, VideoBLIP2
@@ -102,7 +91,7 @@ class SCSTTask(Task):
         # eval(): no dropout, neither while sampling nor in the teacher-forced pass that computes the
         # log-probs (gradients still flow), so the log-probs are those of the policy that drew the samples.
         module.eval()
-        out: SampleOutput = module(**_model_inputs(batch))
+        out: SampleOutput = module(**model_inputs(batch))
         ids, k = batch["video_ids"], self.num_samples
         rewards = torch.as_tensor(self.reward(out.captions, [v for v in ids for _ in range(k)]),
                                   dtype=torch.float32).view(len(ids), k)  # (B, K)
@@ -183,7 +172,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     # Document frequencies from the full training references, whatever references the reward scores against.
     cider = CiderD({v: train_ann[v] for v in store.video_ids})
     refs = _load_top5(args.top5, store.video_ids) if args.refs == "top5" else None
-    _print(dist, f"reward: CIDEr-D, df over {cider.num_documents} training videos, refs = "
+    print_main(dist, f"reward: CIDEr-D, df over {cider.num_documents} training videos, refs = "
                  f"{'top-5 subset ' + args.top5 if refs else 'full caption sets'}; baseline {args.baseline}, "
                  f"K = {args.num_samples}, temperature {args.temperature}")
     validator = None
@@ -191,7 +180,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
         validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision)
     else:
-        _print(dist, "warning: no validation annotations: no validation, no best/")
+        print_main(dist, "warning: no validation annotations: no validation, no best/")
     task = SCSTTask(videos, cider, refs, baseline=args.baseline, num_samples=args.num_samples,
                     temperature=args.temperature, max_new_tokens=args.max_sample_len)
     info = {"baseline": args.baseline, "refs": args.refs, "num_samples": args.num_samples,

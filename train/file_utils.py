@@ -1,0 +1,54 @@
+"""Atomic writes: directories swapped in with renames, and JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def dir_siblings(final: Path) -> tuple[Path, Path]:
+    return final.with_name(f".{final.name}.tmp"), final.with_name(f".{final.name}.old")
+
+
+def recover_dir(final: str | os.PathLike) -> None:
+    """Finish or undo an interrupted `atomic_write_dir`: the previous complete version comes back if needed."""
+    final = Path(final)
+    tmp, old = dir_siblings(final)
+    if not final.exists() and old.exists():
+        os.replace(old, final)  # killed between the two renames: the old version is the complete one
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_dir(final: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """Write a directory with `write(tmp_dir)` next to `final`, then swap it in with two renames.
+
+    If the process dies inside `write`, `final` is untouched; if it dies between the renames, `final` is
+    missing and `recover_dir` restores the old version from `.NAME.old`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(final)
+    tmp, old = dir_siblings(final)
+    write(tmp)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=json_default) + "\n")
+
+
+def json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)

@@ -1,0 +1,100 @@
+"""Command-line flags of train_ce and train_scst, in groups: model, data, optimisation, run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
+    """--model DIR | --tiny | real sources (--t5, --qformer-tokenizer, --bert, --blip2, --config)."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None,
+                       help="a save_pretrained directory, or a training output directory (its best/ or last/, "
+                            "see --checkpoint)")
+    group.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                       help="which save of a training output directory --model starts from (default: best)")
+    if not fresh:
+        return
+    group.add_argument("--tiny", action="store_true",
+                       help="a tiny randomly initialised model (videoblip2.tiny) with tokenizers trained on the "
+                            "training captions: CPU demos and tests")
+    group.add_argument("--tiny-hidden", type=int, default=64, help="--tiny: hidden size of T5 and Q-Formers")
+    group.add_argument("--tiny-layers", type=int, default=2, help="--tiny: layers of T5 and Q-Formers")
+    group.add_argument("--tiny-queries", type=int, default=4, help="--tiny: query tokens per Q-Former")
+    group.add_argument("--tiny-frozen-t5", action="store_true",
+                       help="--tiny: freeze the random T5 and train LoRA only, like the real recipe (by default a "
+                            "tiny T5 is trained whole, config t5.train_base: a frozen random T5 knows no language)")
+    group.add_argument("--config", default=None,
+                       help="VideoBLIP2Config JSON for a model built from pretrained sources (default: the "
+                            "dataclass defaults: Flan-T5-base, BERT-base Q-Formers with 32 queries, 32 frames)")
+    group.add_argument("--t5", default=None, help="Flan-T5 hub id or local directory (config t5.name_or_path)")
+    group.add_argument("--t5-tokenizer", default=None, help="T5 tokenizer id/path (default: --t5)")
+    group.add_argument("--qformer-tokenizer", default=None, help="BERT tokenizer id/path for the Q-Former prompt")
+    group.add_argument("--bert", default=None, help="BERT weights (hub id or path) initialising the Q-Formers")
+    group.add_argument("--blip2", default=None,
+                       help="BLIP-2 checkpoint (LAVIS .pth or Hugging Face directory) laid over --bert")
+    group.add_argument("--dropout", type=float, default=None,
+                       help="override every dropout probability of a fresh model's config (Q-Former hidden and "
+                            "attention, T5 dropout_rate, LoRA dropout); 0 disables dropout")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--features", required=True,
+                       help="features directory: video/{id}.npy [T, 768], audio/{id}.npy [T, 512], meta.json")
+    group.add_argument("--ann", required=True,
+                       help="training captions: official MSR-VTT JSON (train_val_videodatainfo.json; its "
+                            "--train-split), a list of {video_id, caption}, or {video_id: [captions]}")
+    group.add_argument("--val-ann", default=None,
+                       help="validation captions (default: the --val-split of --ann when --ann is official)")
+    group.add_argument("--val-features", default=None, help="validation features directory (default: --features)")
+    group.add_argument("--train-split", default="train", help="split of an official --ann to train on")
+    group.add_argument("--val-split", default="validate", help="split of an official annotation file to validate on")
+    group.add_argument("--val-videos", type=int, default=None, help="validate on the first N validation videos only")
+    group.add_argument("--skip-bad-features", action="store_true",
+                       help="skip (and list) videos whose feature files are missing or broken instead of failing")
+    group.add_argument("--features-on-cpu", action="store_true",
+                       help="keep the preloaded features in CPU memory instead of moving them to the GPU once")
+
+
+def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: float = 0.05,
+                   warmup_ratio: float = 0.05) -> None:
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    group.add_argument("--weight-decay", type=float, default=weight_decay,
+                       help="AdamW weight decay; never applied to biases, norms and embeddings")
+    group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
+    group.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (overrides --warmup-ratio)")
+    group.add_argument("--warmup-ratio", type=float, default=warmup_ratio,
+                       help="warm-up as a fraction of the total steps; cosine decay to 0 after it")
+    group.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: off)")
+    group.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+
+
+def add_run_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, unit: str) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--out", required=True, help="output directory (last/, best/, state/, log.jsonl, log.png)")
+    group.add_argument("--epochs", type=int, default=epochs)
+    group.add_argument("--max-steps", type=int, default=None,
+                       help="total optimizer steps (overrides --epochs; the schedule is laid out over them)")
+    group.add_argument("--batch-size", type=int, default=batch_size,
+                       help=f"{unit} per micro-batch per process; global batch = batch-size x grad-accum x processes")
+    group.add_argument("--val-batch-size", type=int, default=None,
+                       help="validation batch: videos to decode, caption pairs for the loss (default: 2 x --batch-size)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--log-every", type=int, default=10, help="log a training record every N steps")
+    group.add_argument("--eval-every", type=int, default=0,
+                       help="validate every N steps (0: only at the end of each epoch and of the run)")
+    group.add_argument("--eval-first", action="store_true", help="also validate before the first step")
+    group.add_argument("--save-every", type=int, default=0,
+                       help="save last/ + state/ every N steps (always at the end of each epoch and of the run)")
+    resume = group.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from OUT/state (an error if there is none); re-running into an output "
+                             "directory that has a state resumes anyway")
+    resume.add_argument("--overwrite", action="store_true", help="delete OUT's previous run and start afresh")
+    group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    group.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
