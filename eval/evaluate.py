@@ -10,13 +10,13 @@ selected references (a missing video or an unknown one is an error).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 from eval.coco import DEFAULT_METRICS, compute_metrics
 from videoblip2.annotations import load_annotations, load_predictions
+from videoblip2.fileio import atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "format_table", "main", "parse_args"]
 
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(out, result, indent=2)
     print(f"wrote {out}", file=sys.stderr)
     return result
 

@@ -22,6 +22,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .fileio import atomic_write_json
+
 __all__ = [
     "AnnotationError",
     "SPLITS",
@@ -217,9 +219,7 @@ def save_predictions(predictions: Mapping[str, str], path: str | os.PathLike) ->
     records = [{"video_id": str(v), "caption": str(c)} for v, c in predictions.items()]
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(records, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+    atomic_write_json(path, records, ensure_ascii=False)  # a full disk or a kill leaves the previous file
 
 
 def load_predictions(path: str | os.PathLike) -> dict[str, str]:
