@@ -80,3 +80,28 @@ def test_qa_dataset_without_answers_and_with_bad_videos(synth_data, qa_items, qa
     stranger = QAItem("x", "video99", "Who is in the video?", "man", "Visual/Identification", "Visual")
     with pytest.raises(DataError, match="video99"):
         QADataset(store, [*qa_items, stranger], qa_model.t5_tokenizer, qa_model.qformer_tokenizer, config)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_score_candidates_equals_the_naive_per_candidate_log_likelihood(qa_model, feature_batch, attn):
+    from videoblip2.data import tokenize_captions
+
+    model = qa_model
+    model.t5.get_base_model().set_attn_implementation(attn)
+    try:
+        prompts = ["Question: Who is in the video? Short answer:", "Question: Where is this? Short answer:",
+                   "Question: Does the robot stand up or sit down? Short answer:"]
+        candidates = ["yes", "no", "stand up", "kitchen", "robot", "engine"]
+        scores = model.score_candidates(**feature_batch, prompt=prompts, candidates=candidates, candidate_chunk=4)
+        assert scores.shape == (3, 6)
+        ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
+        assert len({len(i) for i in ids}) > 1  # candidates of different lengths share a packed sequence
+        for a, tokens in enumerate(ids):  # the naive reference: one teacher-forced pass per (video, candidate)
+            labels = torch.tensor([tokens] * 3)
+            with torch.no_grad():
+                logits = model(**feature_batch, labels=labels, prompt=prompts).logits
+            ref = torch.log_softmax(logits, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1).sum(1)
+            torch.testing.assert_close(scores[:, a], ref, atol=1e-4, rtol=1e-5)
+        assert scores.std() > 0.01  # not all equal
+    finally:
+        model.t5.get_base_model().set_attn_implementation("sdpa")
