@@ -105,3 +105,196 @@ def test_score_candidates_equals_the_naive_per_candidate_log_likelihood(qa_model
         assert scores.std() > 0.01  # not all equal
     finally:
         model.t5.get_base_model().set_attn_implementation("sdpa")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _records(out, kind):
+    import json
+
+    return [r for r in map(json.loads, open(out / "log.jsonl")) if r["type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def qa_init_dir(synth_data, qa_items, tmp_path_factory):
+    """A saved tiny model (dropout on) whose tokenizers know the captions, the QA prompts and the answers."""
+    from train.model_setup import build_tiny
+    from videoblip2.annotations import load_annotations
+    from videoblip2.config import VideoBLIP2Config
+
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    template = VideoBLIP2Config().qa_prompt_template
+    corpus = [c for caps in ann.values() for c in caps] + [template.format(question=i.question) for i in qa_items]
+    model = build_tiny(corpus + [i.answer for i in qa_items], seed=0, hidden=32, layers=1, queries=4, dropout=None)
+    path = tmp_path_factory.mktemp("qa_init") / "model"
+    model.save_pretrained(path)
+    return path
+
+
+def _qa_args(data, init):
+    return ["--model", str(init), "--features", str(data), "--qa-ann", str(data / "avqa-train.json"),
+            "--qa-val-ann", str(data / "avqa-val.json"), "--no-progress", "--num-threads", "1", "--batch-size", "6",
+            "--lr", "3e-3", "--log-every", "1"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_init_dir, qa_items, tmp_path):
+    import json
+
+    from train import train_ce
+    from videoblip2.data import answer_vocabulary
+
+    out = tmp_path / "qa"
+    summary = train_ce.main([*_qa_args(synth_data, qa_init_dir), "--out", str(out), "--max-steps", "25",
+                             "--eval-every", "5", "--warmup-steps", "2"])
+    (start,) = _records(out, "start")
+    assert start["task"] == "train_qa" and start["num_items"] == len(qa_items) == 30
+    losses = [r["loss"] for r in _records(out, "train")]
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3]), losses
+    vals = _records(out, "val")
+    assert [v["step"] for v in vals] == [5, 10, 15, 20, 25]
+    assert all("val_cider" not in v and 0 <= v["val_qa_accuracy"] <= 1 for v in vals)
+    assert vals[-1]["val_qa_majority"] == pytest.approx(0.2) and vals[-1]["val_qa_questions"] == 5
+    assert summary["best_metric"] == "val_qa_accuracy"
+    best = max(range(len(vals)), key=lambda i: (vals[i]["val_qa_accuracy"], -i))  # the first of the best
+    assert summary["best_val_qa_accuracy"] == vals[best]["val_qa_accuracy"] and summary["best_step"] == vals[best]["step"]
+    info = json.loads((out / "best" / "trainer_info.json").read_text())
+    assert info["step"] == vals[best]["step"] and info["qa_answers"] == answer_vocabulary(qa_items)
+    assert info["qa_prompt_template"] == "Question: {question} Short answer:"
+    # the validation accuracy is what eval.qa says about the saved model's answers
+    from eval.qa import qa_scores
+    from videoblip2.modeling import VideoBLIP2
+    from videoblip2.predict import predict_answers
+
+    model = VideoBLIP2.from_pretrained(out / "last")
+    val_items = load_qa_annotations(synth_data / "avqa-val.json")
+    store = _store(synth_data, sorted({i.video_id for i in val_items}), model.config)
+    answers = predict_answers(model, QADataset(store, val_items, model.t5_tokenizer, model.qformer_tokenizer,
+                                               model.config), progress=False)
+    assert qa_scores(answers, val_items)["accuracy"] == vals[-1]["val_qa_accuracy"]
+    assert [answers[e["question_id"]] for e in vals[-1]["qa_examples"]] == [e["answer"] for e in vals[-1]["qa_examples"]]
+
+
+def test_mixed_task_table_and_batches(synth_data, qa_items, qa_model):
+    from train.tasks import MixedTask
+    from videoblip2.annotations import load_annotations
+    from videoblip2.data import CaptionDataset
+
+    config = qa_model.config
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    captions = CaptionDataset(_store(synth_data, list(ann), config), ann, qa_model.t5_tokenizer, config.max_caption_len)
+    questions = QADataset(_store(synth_data, sorted({i.video_id for i in qa_items}), config), qa_items,
+                          qa_model.t5_tokenizer, qa_model.qformer_tokenizer, config)
+    caption_prompt = qa_model.tokenize_prompts([config.prompt])
+    natural = MixedTask(captions, questions, caption_prompt)
+    assert natural.num_items == 120 + 30 and natural.qa_fraction == pytest.approx(30 / 150)
+    half = MixedTask(captions, questions, caption_prompt, qa_ratio=0.5, seed=1)
+    assert half.num_items == 240 and half.qa_fraction == pytest.approx(0.5)
+    qa_rows = half.row[half.is_qa]
+    assert set(qa_rows.tolist()) == set(range(30)) and np.bincount(qa_rows).min() == 4  # every question, 4 times
+    assert sorted(half.row[~half.is_qa].tolist()) == list(range(120))  # every caption pair once
+    # a mixed batch: caption rows with the caption prompt, question rows with theirs, labels and prompts padded
+    indices = np.array([0, 200, 5, 230])  # caption, question, caption, question
+    batch = half.batch(indices)
+    assert batch["video"].shape[0] == 4 and batch["labels"].shape[0] == 4
+    ref_caption = captions.batch(half.row[[0, 5]])
+    ref_qa = questions.batch(half.row[[200, 230]])
+    assert batch["video_ids"] == ref_caption["video_ids"] + ref_qa["video_ids"]
+    for row, (prompt, labels) in enumerate([(config.prompt, ref_caption["labels"][0]),
+                                            (config.prompt, ref_caption["labels"][1]),
+                                            (config.qa_prompt(questions.items[half.row[200]].question), ref_qa["labels"][0]),
+                                            (config.qa_prompt(questions.items[half.row[230]].question), ref_qa["labels"][1])]):
+        own = qa_model.tokenize_prompts([prompt])
+        width = own.t5_ids.shape[1]
+        assert torch.equal(batch["prompt"].t5_ids[row, :width], own.t5_ids[0])
+        assert batch["prompt"].t5_mask[row].sum() == width
+        n = int((labels != IGNORE_INDEX).sum())
+        assert torch.equal(batch["labels"][row, :n], labels[:n]) and (batch["labels"][row, n:] == IGNORE_INDEX).all()
+    assert half.normalizer(indices) == float((batch["labels"] != IGNORE_INDEX).sum())
+    # the mixed batch gives each row what it gets in its own task's batch
+    inputs = {k: batch[k] for k in ("video", "video_mask", "audio", "audio_mask", "prompt")}
+    with torch.no_grad():
+        mixed = qa_model(**inputs, labels=batch["labels"]).logits
+        alone = qa_model(**{k: ref_qa[k] for k in ("video", "video_mask", "audio", "audio_mask", "prompt")},
+                         labels=ref_qa["labels"]).logits
+    torch.testing.assert_close(mixed[2:, :alone.shape[1]], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_multi_task_run_validates_both_and_keeps_best_by_the_named_metric(synth_data, qa_init_dir, tmp_path):
+    from train import train_ce
+
+    out = tmp_path / "mixed"
+    summary = train_ce.main([*_qa_args(synth_data, qa_init_dir), "--ann", str(synth_data / "train_val_videodatainfo.json"),
+                             "--qa-ratio", "0.5", "--best-metric", "val_qa_loss", "--out", str(out),
+                             "--max-steps", "6", "--eval-every", "2"])
+    (start,) = _records(out, "start")
+    assert start["task"] == "train_ce+qa" and start["num_items"] == 240
+    vals = _records(out, "val")
+    assert all(k in v for v in vals for k in ("val_loss", "val_cider", "val_qa_loss", "val_qa_accuracy"))
+    best = min(vals, key=lambda v: v["val_qa_loss"])
+    assert summary["best_val_qa_loss"] == best["val_qa_loss"] and summary["best_step"] == best["step"]
+    with pytest.raises(SystemExit):  # a ratio needs both tasks
+        train_ce.parse_args([*_qa_args(synth_data, qa_init_dir), "--qa-ratio", "0.5", "--out", str(tmp_path / "x")])
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_qa_run_interrupted_after_a_save_resumes_exactly(synth_data, qa_init_dir, tmp_path, monkeypatch):
+    from train import train_ce
+    from train.trainer import Trainer
+
+    args = [*_qa_args(synth_data, qa_init_dir), "--max-steps", "8", "--save-every", "2"]
+    reference = tmp_path / "reference"
+    train_ce.main([*args, "--out", str(reference)])
+
+    original = Trainer.save
+
+    def save_then_die(self, val):
+        original(self, val)
+        if self.progress.step == 4:
+            raise KeyboardInterrupt("killed right after the step-4 save")
+
+    monkeypatch.setattr(Trainer, "save", save_then_die)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train_ce.main([*args, "--out", str(killed)])
+    monkeypatch.setattr(Trainer, "save", original)
+    train_ce.main([*args, "--out", str(killed)])
+    assert [(s["step"], s["resumed"]) for s in _records(killed, "start")] == [(0, False), (4, True)]
+    got, ref = _records(killed, "train"), _records(reference, "train")
+    assert [r["step"] for r in got] == list(range(1, 9))
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in ref], rel=1e-6, abs=1e-6)
+    assert _records(killed, "val")[-1]["val_qa_accuracy"] == _records(reference, "val")[-1]["val_qa_accuracy"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_bf16_qa_run_with_closed_vocabulary_validation_reproduces(synth_data, tmp_path):
+    """--precision bf16 (CPU autocast here, the CUDA default) with a frozen T5 stored in bf16: QA training and
+    closed-vocabulary validation run, and the reloaded model under autocast gives the same validation numbers."""
+    from safetensors.torch import load_file
+
+    from train import train_ce
+    from train.data import feature_store
+    from train.distributed import DistInfo
+    from train.validation import QAValidator
+    from videoblip2.data import answer_vocabulary
+    from videoblip2.modeling import VideoBLIP2
+
+    out = tmp_path / "qa_bf16"
+    args = ["--tiny", "--tiny-hidden", "32", "--tiny-layers", "1", "--tiny-frozen-t5", "--features", str(synth_data),
+            "--qa-ann", str(synth_data / "avqa-train.json"), "--qa-val-ann", str(synth_data / "avqa-val.json"),
+            "--qa-closed-vocabulary", "--no-progress", "--num-threads", "1", "--out", str(out)]
+    train_ce.main([*args, "--batch-size", "6", "--max-steps", "3", "--lr", "1e-3", "--log-every", "1",
+                   "--precision", "bf16"])
+    assert all(np.isfinite(r["loss"]) for r in _records(out, "train"))
+    (val,) = _records(out, "val")
+    assert load_file(out / "last" / "model.safetensors")["t5.base_model.model.lm_head.weight"].dtype == torch.bfloat16
+    answers = answer_vocabulary(load_qa_annotations(synth_data / "avqa-train.json"))
+    assert {e["answer"] for e in val["qa_examples"]} <= set(answers)  # closed vocabulary: training answers only
+    model = VideoBLIP2.from_pretrained(out / "last")
+    items = load_qa_annotations(synth_data / "avqa-val.json")
+    dist = DistInfo()
+    store = feature_store(synth_data, sorted({i.video_id for i in items}), model.config, train_ce.parse_args(args), dist)
+    again = QAValidator(model, store, items, dist, batch_size=12, precision="bf16", candidates=answers)(model)
+    assert again["val_qa_loss"] == val["val_qa_loss"] and again["qa_examples"] == val["qa_examples"]

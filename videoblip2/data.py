@@ -611,6 +611,17 @@ class CaptionDataset:
         return out
 
 
+def answer_vocabulary(items: Sequence[QAItem]) -> list[str]:
+    """The distinct answers of ``items`` (as written, whitespace stripped), most frequent first, ties in order
+    of appearance: the candidates of closed-vocabulary answering ("the answers seen in training")."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.answer is not None and item.answer.strip():
+            answer = item.answer.strip()
+            counts[answer] = counts.get(answer, 0) + 1
+    return sorted(counts, key=lambda answer: -counts[answer])  # sorted() is stable: ties keep their order
+
+
 class QADataset:
     """One item per question: its video's features, the question in the prompt template, the answer as labels.
 

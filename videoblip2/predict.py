@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .annotations import load_annotations, save_predictions
-from .data import FeatureStore, VideoDataset
+from .data import FeatureStore, QADataset, VideoDataset, tokenize_captions
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -55,6 +55,52 @@ def predict_captions(
         captions.update(zip(batch["video_ids"], texts))
     model.train(was_training)
     return captions
+
+
+@torch.no_grad()
+def predict_answers(
+    model: VideoBLIP2,
+    dataset: QADataset,
+    batch_size: int = 64,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    candidates: Sequence[str] | None = None,
+    transform: BatchTransform | None = None,
+    progress: bool = True,
+    indices: Sequence[int] | np.ndarray | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, str]:
+    """One answer per question of `dataset`, as {question_id: answer}.
+
+    Open-ended (default): the answer is generated (greedy, or beam search with `num_beams`) after the question
+    prompt. Closed vocabulary (`candidates`, e.g. the training answers): the candidate with the highest
+    log-likelihood (`VideoBLIP2.score_candidates`, each video encoded once). `indices`, `autocast_dtype` and
+    `transform` as in `predict_captions`.
+    """
+    was_training = model.training
+    model.eval()
+    candidate_ids = None
+    if candidates is not None:
+        candidates = list(candidates)
+        candidate_ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
+    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    answers: dict[str, str] = {}
+    starts = range(0, len(positions), batch_size)
+    for start in tqdm(starts, desc="answering", unit="batch", disable=not progress):
+        batch = dataset.batch(positions[start : start + batch_size])
+        if transform is not None:
+            batch = transform(batch)
+        inputs = (batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
+        with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            if candidate_ids is None:
+                texts = model.generate(*inputs, prompt=batch["prompt"], num_beams=num_beams,
+                                       max_new_tokens=max_new_tokens)
+            else:
+                scores = model.score_candidates(*inputs, prompt=batch["prompt"], candidates=candidate_ids)
+                texts = [candidates[i] for i in scores.argmax(dim=1).tolist()]
+        answers.update(zip(batch["question_ids"], texts))
+    model.train(was_training)
+    return answers
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
