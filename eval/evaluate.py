@@ -16,7 +16,7 @@ import sys
 import time
 
 from eval.coco import DEFAULT_METRICS, compute_metrics
-from videoblip2.annotations import load_annotations, load_predictions
+from videoblip2.annotations import add_ann_format_argument, load_annotations, load_predictions
 
 __all__ = ["EvaluationError", "check_coverage", "format_table", "main", "parse_args"]
 
@@ -30,9 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--predictions", required=True, help='JSON list of {"video_id", "caption"}')
     parser.add_argument("--ann", required=True,
-                        help="references: official MSR-VTT JSON, list of {video_id, caption}, or {video_id: [...]}")
+                        help="references: official MSR-VTT JSON, list of {video_id, caption}, {video_id: [...]}, "
+                             "MSVD, VATEX, VALOR, video_id,caption .csv/.tsv (videoblip2.annotations)")
     parser.add_argument("--split", default=None,
-                        help="train | validate (val) | test; official format only (default: every video in --ann)")
+                        help="train | validate (val) | test of an --ann with splits (default: every video in --ann)")
+    add_ann_format_argument(parser)
     parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
     parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
@@ -64,7 +66,7 @@ def format_table(metrics: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    references = load_annotations(args.ann, split=args.split)
+    references = load_annotations(args.ann, args.split, args.ann_format)
     predictions = load_predictions(args.predictions)
     check_coverage(predictions, references, args.predictions, args.ann)
 
