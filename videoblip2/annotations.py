@@ -356,6 +356,9 @@ def _msvd_split(path: str, annotations: dict[str, list[str]], split: str) -> dic
     name = _canonical_split(path, split, MSVD_SPLITS)
     low, high = MSVD_SPLITS[name]
     selected = sorted((mapping[c], c) for c in mapping if low <= mapping[c] <= high)
+    if not selected:
+        raise AnnotationError(f"{path}: split {name!r} is empty: no clip of {MSVD_MAPPING_NAME} is numbered "
+                              f"vid{low}-vid{high}")
     missing = [c for _, c in selected if c not in annotations]
     if missing:
         raise AnnotationError(f"{path}: {len(missing)} {name} clips of {MSVD_MAPPING_NAME} have no English "
