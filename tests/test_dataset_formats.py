@@ -272,3 +272,112 @@ def test_msrvtt_official_segments(tmp_path):
     vatex = _write(tmp_path / "v.json", json.dumps([{"videoID": "a_000001_000002", "enCap": ["x"]}]))
     with pytest.raises(AnnotationError, match="no start/end fields.*--trim name"):
         load_segments(vatex)
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+
+def _renamed_features(synth, out, names):
+    """The synthetic features under new video ids (the feature file stem is the video id)."""
+    for kind in ("video", "audio"):
+        (out / kind).mkdir(parents=True)
+        for old, new in names.items():
+            if (synth / kind / f"{old}.npy").exists():
+                shutil.copy(synth / kind / f"{old}.npy", out / kind / f"{new}.npy")
+    if (synth / "meta.json").exists():
+        shutil.copy(synth / "meta.json", out / "meta.json")
+
+
+def _write_dataset(fmt, root, splits):
+    """``splits``: {split: {video_id: [captions]}} -> files in ``fmt``; returns the train/predict/eval flags."""
+    root.mkdir()
+    if fmt == "msvd":
+        lines, mapping, first = ["# MSVD-style caption list"], [], {"train": 1, "validate": 1201, "test": 1301}
+        for split, videos in splits.items():
+            for n, (clip, caps) in enumerate(videos.items(), first[split]):
+                lines += [f"{clip} {c}" for c in caps]
+                mapping.append(f"{clip} vid{n}")
+        ann = _write(root / "AllVideoDescriptions.txt", "\n".join(lines) + "\n")
+        _write(root / "youtube_mapping.txt", "\n".join(mapping) + "\n")
+        return {"train": ["--ann", str(ann)], "test": ["--ann", str(ann), "--split", "test"]}
+    if fmt == "vatex":
+        names = {"train": "vatex_training_v1.0.json", "validate": "vatex_validation_v1.0.json",
+                 "test": "vatex_public_test_english_v1.1.json"}
+        for split, videos in splits.items():
+            _write(root / names[split], json.dumps([{"videoID": v, "enCap": c, "chCap": ["中文"]} for v, c in videos.items()]))
+        return {"train": ["--ann", str(root)], "test": ["--ann", str(root), "--split", "test"]}
+    if fmt == "valor":
+        names = {"train": "desc_train.json", "validate": "desc_val.json", "test": "desc_test.json"}
+        for split, videos in splits.items():  # one audio-visual caption per video
+            _write(root / names[split], json.dumps([{"video_id": v, "desc": c[0]} for v, c in videos.items()]))
+        return {"train": ["--ann", str(root)], "test": ["--ann", str(root / "desc_test.json")]}
+    files = {}
+    for split, videos in splits.items():
+        files[split] = root / f"{split}.{fmt}"
+        with open(files[split], "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter="," if fmt == "csv" else "\t")
+            writer.writerow(["video_id", "caption"])
+            writer.writerows([v, c] for v, caps in videos.items() for c in caps)
+    return {"train": ["--ann", str(files["train"]), "--val-ann", str(files["validate"])],
+            "test": ["--ann", str(files["test"])]}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("fmt", ["msvd", "vatex", "valor", "csv"])
+def test_load_train_predict_evaluate(fmt, synth_data, tiny_init_dir, tmp_path):
+    from eval import evaluate
+    from train import train_ce
+    from videoblip2 import predict
+
+    # the synthetic videos under this data set's kind of id, with their synthetic captions
+    ids = {"msvd": "yt{i}-x_{i}_{j}", "vatex": "Ptf_{i}_{i:06d}_{j:06d}", "valor": "av{i}", "csv": "clip {i}"}[fmt]
+    splits, names = {}, {}
+    for split in ("train", "validate", "test"):
+        file = "test_videodatainfo.json" if split == "test" else "train_val_videodatainfo.json"
+        for old, caps in load_annotations(synth_data / file, split).items():
+            i = int(old[len("video"):])
+            names[old] = ids.format(i=i, j=i + 10)
+            splits.setdefault(split, {})[names[old]] = caps[:5]
+    features = tmp_path / "features"
+    _renamed_features(synth_data, features, names)
+    flags = _write_dataset(fmt, tmp_path / "ann", splits)
+
+    out = tmp_path / "ce"
+    train_ce.main(["--model", str(tiny_init_dir), "--features", str(features), *flags["train"], "--out", str(out),
+                   "--batch-size", "4", "--max-steps", "2", "--log-every", "1", "--no-progress", "--num-threads", "1"])
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["type"] == "train"] == [1, 2]
+    vals = [r for r in log if r["type"] == "val"]  # validated on the validate split that the format holds
+    assert vals and all(np.isfinite(r["val_loss"]) for r in vals)
+
+    preds = tmp_path / "preds.json"
+    captions = predict.main(["--model", str(out / "best"), "--features", str(features), *flags["test"],
+                             "--out", str(preds), "--device", "cpu", "--batch-size", "4"])
+    assert sorted(captions) == sorted(splits["test"])
+    result = evaluate.main(["--predictions", str(preds), *flags["test"], "--no-meteor",
+                            "--out", str(tmp_path / "metrics.json")])
+    assert result["num_videos"] == len(splits["test"])
+    assert 0 <= result["metrics"]["CIDEr"] < 10 and set(result["metrics"]) >= {"BLEU-4", "ROUGE_L", "CIDEr"}
+
+    # a perfect prediction (a reference caption) beats the model's on the same references: the scores are real
+    refs = load_annotations(*flags["test"][1:2], *flags["test"][3:4])
+    oracle = tmp_path / "oracle.json"
+    oracle.write_text(json.dumps([{"video_id": v, "caption": caps[0]} for v, caps in refs.items()]))
+    best = evaluate.main(["--predictions", str(oracle), *flags["test"], "--no-meteor"])
+    assert best["metrics"]["BLEU-1"] > 0.9
+
+
+def test_vatex_test_file_without_captions_is_captioned_not_scored(synth_data, tiny_init_dir, tmp_path):
+    from eval import evaluate
+    from videoblip2 import predict
+
+    features = tmp_path / "features"
+    _renamed_features(synth_data, features, {"video7": "abc_000001_000011", "video8": "xyz_000005_000015"})
+    test = _write(tmp_path / "vatex_public_test_without_annotations.json",
+                  json.dumps([{"videoID": "abc_000001_000011"}, {"videoID": "xyz_000005_000015"}]))
+    preds = tmp_path / "preds.json"
+    captions = predict.main(["--model", str(tiny_init_dir), "--features", str(features), "--ann", str(test),
+                             "--out", str(preds), "--device", "cpu"])
+    assert sorted(captions) == ["abc_000001_000011", "xyz_000005_000015"]
+    with pytest.raises(AnnotationError, match="2 of 2 videos have no .*can be captioned .* not trained on or scored"):
+        evaluate.main(["--predictions", str(preds), "--ann", str(test), "--no-meteor"])
