@@ -5,6 +5,14 @@
 
 ``preds.json`` is ``[{"video_id": ..., "caption": ...}]`` with exactly one caption for every video of the
 selected references (a missing video or an unknown one is an error).
+
+A QA annotation file (MUSIC-AVQA, MSRVTT-QA / MSVD-QA, plain JSON/JSONL: ``videoblip2.annotations``) is
+recognised automatically; ``preds.json`` is then ``[{"question_id": ..., "answer": ...}]`` with exactly one
+answer per question, scored by ``eval.qa`` (normalised exact match, per modality and question type, beside
+the majority-answer baselines)::
+
+    python -m eval.evaluate --predictions answers.json --ann avqa-test.json --out qa_metrics.json
+        [--video-map youtube_mapping.txt]
 """
 
 from __future__ import annotations
@@ -16,9 +24,19 @@ import sys
 import time
 
 from eval.coco import DEFAULT_METRICS, compute_metrics
-from videoblip2.annotations import add_ann_format_argument, load_annotations, load_predictions
+from eval.qa import format_qa_table, qa_scores
+from videoblip2.annotations import (
+    AnnotationError,
+    _atomic_write_text,
+    add_ann_format_argument,
+    is_qa_annotation,
+    load_annotations,
+    load_predictions,
+    load_qa_annotations,
+    load_qa_predictions,
+)
 
-__all__ = ["EvaluationError", "check_coverage", "format_table", "main", "parse_args"]
+__all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
 
 class EvaluationError(ValueError):
@@ -38,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
     parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
+    parser.add_argument("--video-map", default=None,
+                        help="QA only: MSVD-QA youtube_mapping.txt (CLIP_NAME vidN) for integer video ids")
     return parser.parse_args(argv)
 
 
@@ -64,8 +84,26 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_qa(args: argparse.Namespace) -> dict:
+    """Score a QA predictions file against a QA annotation file: print the table, write ``--out`` atomically."""
+    if args.split is not None:
+        raise EvaluationError(f"--split is for the official MSR-VTT caption format; {args.ann} is a QA file "
+                              "(it is one split already)")
+    items = load_qa_annotations(args.ann, video_map=args.video_map)
+    predictions = load_qa_predictions(args.predictions)
+    scores = qa_scores(predictions, items, source=f"{args.predictions} vs {args.ann}: ")
+    print(format_qa_table(scores))
+    result = {**scores, "predictions": os.path.abspath(args.predictions), "annotations": os.path.abspath(args.ann)}
+    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
+    _atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if is_qa_annotation(args.ann):
+        return evaluate_qa(args)
     references = load_annotations(args.ann, args.split, args.ann_format)
     predictions = load_predictions(args.predictions)
     check_coverage(predictions, references, args.predictions, args.ann)
@@ -94,5 +132,14 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m eval.evaluate``: a bad file or a coverage mismatch prints one line and exits 2."""
+    try:
+        main(argv)
+    except (EvaluationError, AnnotationError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    cli()
