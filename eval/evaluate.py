@@ -18,7 +18,6 @@ the majority-answer baselines)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,14 +26,18 @@ from eval.coco import DEFAULT_METRICS, compute_metrics
 from eval.qa import format_qa_table, qa_scores
 from videoblip2.annotations import (
     AnnotationError,
+<<<<<<< HEAD
     _atomic_write_text,
     add_ann_format_argument,
+=======
+>>>>>>> main
     is_qa_annotation,
     load_annotations,
     load_predictions,
     load_qa_annotations,
     load_qa_predictions,
 )
+from videoblip2.fileio import atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
@@ -95,7 +98,8 @@ def evaluate_qa(args: argparse.Namespace) -> dict:
     print(format_qa_table(scores))
     result = {**scores, "predictions": os.path.abspath(args.predictions), "annotations": os.path.abspath(args.ann)}
     out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
-    _atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write_json(out, result, indent=2)
     print(f"wrote {out}", file=sys.stderr)
     return result
 
@@ -126,8 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(out, result, indent=2)
     print(f"wrote {out}", file=sys.stderr)
     return result
 

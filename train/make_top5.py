@@ -16,7 +16,6 @@ Output: a JSON list of {"video_id", "caption"} records, videos in annotation ord
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 
 from eval.cider import CiderD, tokenize
 from videoblip2.annotations import add_ann_format_argument
+from videoblip2.fileio import atomic_write_json
 
 OUTPUT_NAME = "train_top5_detail.json"
 TIE_TOLERANCE = 1e-9
@@ -91,9 +91,7 @@ def write_records(top: Mapping[str, Sequence[str]], path: str | os.PathLike) -> 
     records = [{"video_id": v, "caption": c} for v, captions in top.items() for c in captions]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, records, ensure_ascii=False)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -73,11 +73,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .fileio import atomic_write_json, atomic_write_text
 
 __all__ = [
     "ANN_FORMATS",
@@ -695,9 +696,7 @@ def save_predictions(predictions: Mapping[str, str], path: str | os.PathLike) ->
     records = [{"video_id": str(v), "caption": str(c)} for v, c in predictions.items()]
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(records, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+    atomic_write_json(path, records, ensure_ascii=False)  # a full disk or a kill leaves the previous file
 
 
 def load_predictions(path: str | os.PathLike) -> dict[str, str]:
@@ -959,20 +958,9 @@ def load_qa_annotations(path: str | os.PathLike,
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """`videoblip2.fileio.atomic_write_text`, creating the folder first."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def save_qa_predictions(records: Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fileio import atomic_write_text
+
 
 class ConfigError(ValueError):
     """A configuration value or file that VideoBLIP2 cannot use."""
@@ -131,8 +133,7 @@ class VideoBLIP2Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as f:
-            f.write(self.to_json() + "\n")
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VideoBLIP2Config":

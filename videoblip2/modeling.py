@@ -39,6 +39,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .config import ConfigError, VideoBLIP2Config
 from .data import PromptTokens, tokenize_prompts
+from .fileio import atomic_target
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -517,7 +518,8 @@ class VideoBLIP2(nn.Module):
         else:
             state = self.trained_state_dict()
         state = {k: v.detach().contiguous().clone() for k, v in state.items()}
-        save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "merged_lora": str(merge_lora)})
+        with atomic_target(path / WEIGHTS_NAME) as tmp:  # a full disk leaves the previous weights whole
+            save_file(state, str(tmp), metadata={"format": "pt", "merged_lora": str(merge_lora)})
         config.save(path / CONFIG_NAME)
         self.t5_tokenizer.save_pretrained(path / T5_TOKENIZER_DIR)
         self.qformer_tokenizer.save_pretrained(path / QFORMER_TOKENIZER_DIR)

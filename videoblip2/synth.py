@@ -58,6 +58,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .fileio import atomic_open, atomic_write_json
+
 FORMAT_VERSION = 1
 VIDEO_DIM = 768
 AUDIO_DIM = 512
@@ -532,7 +534,12 @@ def _official_json(latents: Sequence[Latent], captions: Mapping[str, list[str]],
 
 
 def _write_json(path: Path, obj: Any, indent: int | None = None) -> None:
-    path.write_text(json.dumps(obj, indent=indent) + "\n")  # compact like the real files (and fast)
+    atomic_write_json(path, obj, indent=indent)  # compact like the real files (and fast)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
 
 
 def generate(
@@ -584,10 +591,10 @@ def generate(
         number = int(latent.video_id[len("video"):])
         rng = np.random.default_rng([seed, 3, number])
         captions[latent.video_id] = sample_captions(latent, rng)
-        np.save(video_dir / f"{latent.video_id}.npy", video_features(latent, num_frames, prototypes, rng))
+        _save_npy(video_dir / f"{latent.video_id}.npy", video_features(latent, num_frames, prototypes, rng))
         if latent.sound is not None:
             windows = int(rng.integers(low, high + 1))
-            np.save(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
+            _save_npy(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
 
     train_val = [latent for latent in latents if latent.split != "test"]
     test = [latent for latent in latents if latent.split == "test"]
