@@ -26,11 +26,7 @@ from eval.coco import DEFAULT_METRICS, compute_metrics
 from eval.qa import format_qa_table, qa_scores
 from videoblip2.annotations import (
     AnnotationError,
-<<<<<<< HEAD
-    _atomic_write_text,
     add_ann_format_argument,
-=======
->>>>>>> main
     is_qa_annotation,
     load_annotations,
     load_predictions,
