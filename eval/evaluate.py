@@ -32,7 +32,7 @@ from videoblip2.annotations import (
     load_qa_annotations,
     load_qa_predictions,
 )
-from videoblip2.fileio import atomic_write_json
+from videoblip2.fileio import DiskFullError, atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
@@ -132,7 +132,7 @@ def cli(argv: list[str] | None = None) -> None:
     """``python -m eval.evaluate``: a bad file or a coverage mismatch prints one line and exits 2."""
     try:
         main(argv)
-    except (EvaluationError, AnnotationError, FileNotFoundError) as error:
+    except (EvaluationError, AnnotationError, FileNotFoundError, DiskFullError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -145,7 +145,7 @@ def test_predictions_round_trip_atomic_and_errors(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="disk full: cannot write answers.json"):
         save_qa_predictions([{"question_id": 7, "answer": "new"}], path)
     monkeypatch.undo()
     assert load_qa_predictions(path) == {"50": "left", "q2": ""}
