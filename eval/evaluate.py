@@ -12,7 +12,8 @@ answer per question, scored by ``eval.qa`` (normalised exact match, per modality
 the majority-answer baselines)::
 
     python -m eval.evaluate --predictions answers.json --ann avqa-test.json --out qa_metrics.json
-        [--video-map youtube_mapping.txt]
+
+(questions are matched by ``question_id``; video ids play no part in QA scoring).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from videoblip2.annotations import (
     load_qa_annotations,
     load_qa_predictions,
 )
-from videoblip2.fileio import atomic_write_json
+from videoblip2.fileio import DiskFullError, atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
@@ -55,8 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
     parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
-    parser.add_argument("--video-map", default=None,
-                        help="QA only: MSVD-QA youtube_mapping.txt (CLIP_NAME vidN) for integer video ids")
     return parser.parse_args(argv)
 
 
@@ -88,7 +87,7 @@ def evaluate_qa(args: argparse.Namespace) -> dict:
     if args.split is not None:
         raise EvaluationError(f"--split is for the official MSR-VTT caption format; {args.ann} is a QA file "
                               "(it is one split already)")
-    items = load_qa_annotations(args.ann, video_map=args.video_map)
+    items = load_qa_annotations(args.ann)
     predictions = load_qa_predictions(args.predictions)
     scores = qa_scores(predictions, items, source=f"{args.predictions} vs {args.ann}: ")
     print(format_qa_table(scores))
@@ -135,7 +134,7 @@ def cli(argv: list[str] | None = None) -> None:
     """``python -m eval.evaluate``: a bad file or a coverage mismatch prints one line and exits 2."""
     try:
         main(argv)
-    except (EvaluationError, AnnotationError, FileNotFoundError) as error:
+    except (EvaluationError, AnnotationError, FileNotFoundError, DiskFullError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -78,7 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json
 
 __all__ = [
     "ANN_FORMATS",
@@ -957,12 +957,6 @@ def load_qa_annotations(path: str | os.PathLike,
     return items
 
 
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """`videoblip2.fileio.atomic_write_text`, creating the folder first."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write_text(path, text)
-
-
 def save_qa_predictions(records: Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
                         path: str | os.PathLike) -> None:
     """Write ``[{"question_id", "video_id", "question", "answer"}]`` atomically (temporary file + rename).
@@ -979,7 +973,9 @@ def save_qa_predictions(records: Sequence[Mapping[str, Any]] | Iterable[Mapping[
                 row[key] = str(record[key])
         row["answer"] = str(record["answer"])
         out.append(row)
-    _atomic_write_text(path, json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_json(path, out, ensure_ascii=False)
 
 
 def load_qa_predictions(path: str | os.PathLike) -> dict[str, str]:
