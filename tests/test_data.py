@@ -294,3 +294,112 @@ def test_store_to_device_keeps_values(features):
     batch = store.batch(torch.tensor([1, 0]), dtype=torch.float16)
     assert batch["video"].dtype == torch.float16 and batch["video"].device.type == "cpu"
     assert batch["video_ids"] == ["v_long", "v_short"]
+
+
+# ----------------------------------------------------------------------------------------------
+# modality ablations
+
+
+def _ablation_batch():
+    """3 videos, T=6 frames: frame t of video b is the constant vector 10*b + t + 1; lengths 4, 6, 2."""
+    lengths = [4, 6, 2]
+    video = torch.zeros(3, 6, 3)
+    for b, n in enumerate(lengths):
+        video[b, :n] = (10 * b + torch.arange(1, n + 1, dtype=torch.float32))[:, None]
+    video_mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
+    audio = torch.arange(3 * 2 * 2, dtype=torch.float32).reshape(3, 2, 2) + 1
+    audio_mask = torch.tensor([[True, True], [True, False], [False, False]])
+    return {"video_ids": ["va", "vb", "vc"], "video": video, "video_mask": video_mask, "audio": audio,
+            "audio_mask": audio_mask, "refs": [["x"], ["y"], ["z"]]}
+
+
+def _clone(batch):
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+
+
+def test_ablate_audio_and_video_values():
+    from videoblip2.data import ablate_features
+
+    batch = _ablation_batch()
+    before = _clone(batch)
+    no_audio = ablate_features(batch, "audio")
+    _assert_same(batch, before)  # pure: the input is untouched
+    assert torch.equal(no_audio["audio"], torch.zeros(3, 2, 2))
+    assert no_audio["audio_mask"].dtype == torch.bool and not no_audio["audio_mask"].any()
+    for key in ("video", "video_mask", "video_ids", "refs"):
+        assert no_audio[key] is batch[key]
+
+    no_video = ablate_features(batch, "video")
+    _assert_same(batch, before)
+    assert torch.equal(no_video["video"], torch.zeros(3, 6, 3))
+    assert no_video["video_mask"].tolist() == [[True] + [False] * 5] * 3
+    assert no_video["audio"] is batch["audio"] and no_video["audio_mask"] is batch["audio_mask"]
+    with pytest.raises(ValueError, match="unknown ablation 'sound'"):
+        ablate_features(batch, "sound")
+
+
+def test_ablate_frame_order_shuffles_real_frames_per_video():
+    from videoblip2.data import ablate_features, frame_permutation
+
+    batch = _ablation_batch()
+    before = _clone(batch)
+    shuffled = ablate_features(batch, "frame-order", seed=0)
+    _assert_same(batch, before)
+    assert torch.equal(shuffled["video_mask"], batch["video_mask"]) and shuffled["audio"] is batch["audio"]
+    # the permutation is a fixed function of (seed, video id): known values
+    assert frame_permutation(8, "video7", 0).tolist() == [1, 0, 3, 7, 2, 6, 4, 5]
+    assert frame_permutation(8, "video7", 1).tolist() == [6, 1, 0, 3, 5, 2, 7, 4]
+    assert frame_permutation(6, "v_long", 0).tolist() == [0, 4, 5, 1, 3, 2]
+    for b, n in enumerate([4, 6, 2]):
+        frames = shuffled["video"][b, :, 0].tolist()
+        expected = [10 * b + 1 + i for i in frame_permutation(n, batch["video_ids"][b], 0).tolist()]
+        assert frames == expected + [0.0] * (6 - n)  # real frames permuted, padding stays at the end
+        assert sorted(frames[:n]) == [10 * b + 1 + i for i in range(n)]
+        assert torch.equal(shuffled["video"][b, :, 1], shuffled["video"][b, :, 0])  # whole rows move
+    assert shuffled["video"][1, :, 0].tolist() != batch["video"][1, :, 0].tolist()
+
+    # the same video gets the same order whatever else is in the batch and where it sits
+    sub = {k: (v[[1, 0]] if isinstance(v, torch.Tensor) else [v[1], v[0]]) for k, v in batch.items()}
+    sub_shuffled = ablate_features(sub, "frame-order", seed=0)
+    assert torch.equal(sub_shuffled["video"][0], shuffled["video"][1])
+    assert torch.equal(sub_shuffled["video"][1], shuffled["video"][0])
+    # another seed, another order
+    assert not torch.equal(ablate_features(batch, "frame-order", seed=1)["video"][1], shuffled["video"][1])
+    with pytest.raises(ValueError, match="video_ids"):
+        ablate_features({k: v for k, v in batch.items() if k != "video_ids"}, "frame-order")
+
+
+def test_ablated_batches_run_through_the_model(tiny_model, feature_batch):
+    """No audio = exactly the model's own no-sound path; no video = one constant set of video queries."""
+    from videoblip2.data import ablate_features
+
+    model = tiny_model.eval()
+    cfg = model.config
+    batch = {"video_ids": ["a", "b", "c"], "video": feature_batch["video"][:, :cfg.max_frames, :cfg.video_dim],
+             "video_mask": feature_batch["video_mask"][:, :cfg.max_frames],
+             "audio": feature_batch["audio"][:, :cfg.max_audio_windows, :cfg.audio_dim],
+             "audio_mask": feature_batch["audio_mask"][:, :cfg.max_audio_windows]}
+    with torch.no_grad():
+        full, full_mask = model.encode(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
+        b = ablate_features(batch, "audio")
+        no_audio, no_audio_mask = model.encode(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
+        silent, silent_mask = model.encode(batch["video"], batch["video_mask"], None, None)
+        b = ablate_features(batch, "video")
+        no_video, _ = model.encode(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
+        b = ablate_features(batch, "frame-order", seed=3)
+        shuffled, _ = model.encode(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
+    q = cfg.qformer.num_query_tokens
+    torch.testing.assert_close(no_audio, silent)
+    assert torch.equal(no_audio_mask, silent_mask) and not no_audio_mask[:, q:2 * q].any()
+    assert full_mask[0, q:2 * q].all()  # the unablated batch does use video 0's sound
+    assert torch.isfinite(no_video).all()
+    torch.testing.assert_close(no_video[0, :q], no_video[1, :q])  # video queries no longer depend on the video
+    assert not torch.allclose(full[0, :q], full[1, :q])
+    assert not torch.allclose(shuffled[:, :q], full[:, :q])  # order matters through the time embeddings
+    torch.testing.assert_close(shuffled[:, q:], full[:, q:])  # audio and prompt untouched

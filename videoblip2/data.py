@@ -26,11 +26,12 @@ per-item Python work and no worker processes; iterate with :func:`index_batches`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -362,6 +363,143 @@ def collate_features(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "audio": torch.stack([item["audio"] for item in items]),
         "audio_mask": torch.stack([item["audio_mask"] for item in items]),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# modality ablations
+
+ABLATIONS = ("audio", "frame-order", "video")
+
+
+def _video_seed(video_id: str) -> int:
+    """A stable 64-bit number per video id (Python's ``hash`` of a str changes between processes)."""
+    return int.from_bytes(hashlib.sha256(video_id.encode("utf-8")).digest()[:8], "little")
+
+
+def frame_permutation(num_frames: int, video_id: str, seed: int = 0) -> np.ndarray:
+    """The frame order ``ablate_features(..., "frame-order", seed)`` gives video ``video_id``.
+
+    A permutation of ``range(num_frames)`` drawn from ``np.random.default_rng([seed, sha256(video_id)])``:
+    the same for a given (seed, video) whatever else is in the batch, different between videos and seeds.
+    A plain random permutation (not a derangement), so with very few frames it can be the identity.
+    """
+    return np.random.default_rng([seed, _video_seed(video_id)]).permutation(num_frames)
+
+
+def ablate_features(batch: Mapping[str, Any], mode: str, seed: int = 0) -> dict[str, Any]:
+    """Remove or scramble one modality of a feature batch (the diagnostics of ``predict --ablate``).
+
+    A pure function: returns a new dict (other keys such as "labels", "refs" pass through), the input
+    batch and its tensors are left unchanged. Shapes, dtypes and devices stay as they are, so the result
+    goes wherever the batch went (caption generation, QA answering, the loss).
+
+    Modes:
+        ``"audio"``: every video becomes a video without sound: ``audio`` zeroed, ``audio_mask`` all False
+            (exactly how the model sees a video whose audio file is absent: its audio queries are masked out
+            of T5).
+        ``"frame-order"``: the real frames of each video are shuffled by :func:`frame_permutation`
+            (needs "video_ids"); padded frames stay at the end, ``video_mask`` is unchanged, so only the
+            frames' order (their time embeddings) changes.
+        ``"video"``: the visual content is removed: ``video`` zeroed and ``video_mask`` showing only the first
+            (zero) frame. One frame stays visible because the video Q-Former's cross-attention needs at least
+            one key; a zero frame carries no content (its input is the projection's bias plus the first
+            time embedding, the same for every video), so the video queries are a constant.
+
+    Args:
+        batch: the feature part of the batch contract (``video``, ``video_mask``, ``audio``, ``audio_mask``,
+            and ``video_ids`` for "frame-order"); real frames first, padding after.
+        mode: one of :data:`ABLATIONS`.
+        seed: the shuffling seed ("frame-order" only).
+    """
+    if mode not in ABLATIONS:
+        raise ValueError(f"unknown ablation {mode!r}; choose one of {', '.join(ABLATIONS)}")
+    out = dict(batch)
+    if mode == "audio":
+        out["audio"] = torch.zeros_like(batch["audio"])
+        out["audio_mask"] = torch.zeros_like(batch["audio_mask"], dtype=torch.bool)
+    elif mode == "video":
+        out["video"] = torch.zeros_like(batch["video"])
+        video_mask = torch.zeros_like(batch["video_mask"], dtype=torch.bool)
+        video_mask[:, 0] = True
+        out["video_mask"] = video_mask
+    else:
+        if "video_ids" not in batch:
+            raise ValueError("the frame-order ablation needs the batch's 'video_ids' (the shuffle is per video)")
+        video, video_mask = batch["video"], batch["video_mask"]
+        lengths = video_mask.sum(dim=1).tolist()
+        order = np.tile(np.arange(video.shape[1], dtype=np.int64), (video.shape[0], 1))  # (B, T)
+        for row, (video_id, length) in enumerate(zip(batch["video_ids"], lengths)):
+            if not bool(video_mask[row, :length].all()):
+                raise ValueError(f"video {video_id}: real frames must come first, padding after (video_mask)")
+            order[row, :length] = frame_permutation(length, video_id, seed)
+        index = torch.from_numpy(order).to(video.device)
+        out["video"] = video.gather(1, index.unsqueeze(-1).expand_as(video))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# prompts
+
+
+class PromptTokens(NamedTuple):
+    """Pre-tokenized prompts, one per sample, for both tokenizers; right-padded, masks 1 = real token.
+
+    What ``VideoBLIP2`` takes as ``prompt`` when each sample has its own (questions): datasets build them
+    once, so no training or answering step tokenizes text. Padding sits after each prompt, where neither the
+    Q-Former (absolute positions) nor T5 (relative positions) sees it.
+    """
+
+    qformer_ids: torch.Tensor  # int64 (B, P_q)
+    qformer_mask: torch.Tensor  # int64 (B, P_q)
+    t5_ids: torch.Tensor  # int64 (B, P_t)
+    t5_mask: torch.Tensor  # int64 (B, P_t)
+
+    def to(self, device: str | torch.device) -> PromptTokens:
+        return PromptTokens(*(x.to(device) for x in self))
+
+    def select(self, index: torch.Tensor) -> PromptTokens:
+        """Rows ``index``, each side cut to its longest selected prompt (no all-padding columns)."""
+        out = []
+        for ids, mask in ((self.qformer_ids, self.qformer_mask), (self.t5_ids, self.t5_mask)):
+            ids, mask = ids.index_select(0, index), mask.index_select(0, index)
+            longest = int(mask.sum(dim=1).max()) if len(index) else 0
+            out += [ids[:, :longest].contiguous(), mask[:, :longest].contiguous()]
+        return PromptTokens(*out)
+
+    @staticmethod
+    def concat(parts: Sequence[PromptTokens]) -> PromptTokens:
+        """Stack the rows of several ``PromptTokens``, padding each side to the longest (ids 0, mask 0)."""
+        out = []
+        for field in range(4):
+            longest = max(part[field].shape[1] for part in parts)
+            out.append(torch.cat([torch.nn.functional.pad(part[field], (0, longest - part[field].shape[1]))
+                                  for part in parts]))
+        return PromptTokens(*out)
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> right-padded int64 ids (N, longest) and their 0/1 mask."""
+    longest = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        ids[row, : len(tokens)] = torch.as_tensor(list(tokens), dtype=torch.long)
+        mask[row, : len(tokens)] = 1
+    return ids, mask
+
+
+def tokenize_prompts(prompts: Sequence[str], qformer_tokenizer: Any, t5_tokenizer: Any, *,
+                     qformer_max_len: int, t5_max_len: int) -> PromptTokens:
+    """Tokenize prompts as VideoBLIP2 does (special tokens on, truncated to each side's limit), right-padded.
+
+    ``qformer_max_len`` is ``config.qformer.max_prompt_len``, ``t5_max_len`` is ``config.max_prompt_len``.
+    """
+    prompts = list(prompts)
+    sides = []
+    for tokenizer, max_len in ((qformer_tokenizer, qformer_max_len), (t5_tokenizer, t5_max_len)):
+        rows = tokenizer(prompts, truncation=True, max_length=max_len)["input_ids"] if prompts else []
+        sides += _pad_rows(rows, tokenizer.pad_token_id or 0)
+    return PromptTokens(*sides)
 
 
 # ----------------------------------------------------------------------------------------------

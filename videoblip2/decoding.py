@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -200,14 +199,15 @@ def meta_path(predictions_path: str | os.PathLike) -> str:
 def write_predictions_meta(predictions_path: str | os.PathLike, decoding: DecodingOptions,
                            **fields: Any) -> str:
     """Write `PREDICTIONS.meta.json`: {"decoding": {...}, **fields} (temporary name, then rename). Returns its path."""
+    from .fileio import atomic_write_json
+
     path = meta_path(predictions_path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"decoding": decoding.to_dict(), **fields}, f, indent=1, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, {"decoding": decoding.to_dict(), **{k: _plain(v) for k, v in fields.items()}})
     return path
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool, list, dict)) else str(value)
 
 
 __all__ = ["BAD_ENDINGS", "PREDICT_NUM_BEAMS", "BlockBadEndings", "DecodingOptions", "add_decoding_args",
