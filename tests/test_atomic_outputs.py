@@ -24,7 +24,7 @@ def test_predictions_survive_a_real_full_disk(tmp_path):
         target = disk / "predictions.json"
         save_predictions(OLD, target)
         fill(disk)
-        with pytest.raises(DiskFullError, match=f"disk full: .*{disk}"):
+        with pytest.raises(DiskFullError, match=f"disk full .*{disk}"):
             save_predictions({f"video{i}": "a long caption " * 20 for i in range(500)}, target)
         assert load_predictions(target) == OLD
         _only(disk, "ballast", "predictions.json")

@@ -11,10 +11,12 @@ from videoblip2.annotations import (
     AnnotationError,
     QAItem,
     is_qa_annotation,
+    load_annotations,
     load_qa_annotations,
     load_qa_predictions,
     save_qa_predictions,
 )
+from videoblip2.fileio import DiskFullError
 
 
 def write(tmp_path, data, name="qa.json"):
@@ -91,6 +93,12 @@ def test_plain_json_and_jsonl(tmp_path):
     assert load_qa_annotations(write(tmp_path, questions, "plain.json"))[0].answer is None
 
 
+def test_caption_loader_names_a_qa_file(tmp_path):
+    path = write(tmp_path, [avqa()], "avqa-train.json")
+    with pytest.raises(AnnotationError, match=r"avqa-train.json: a question-answer file .*load_qa_annotations"):
+        load_annotations(path)
+
+
 def test_caption_files_are_not_qa(tmp_path):
     assert not is_qa_annotation(write(tmp_path, [{"video_id": "video1", "caption": "a man"}]))
     assert not is_qa_annotation(write(tmp_path, {"videos": [], "sentences": []}))
@@ -145,7 +153,7 @@ def test_predictions_round_trip_atomic_and_errors(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match="answers.json"):
         save_qa_predictions([{"question_id": 7, "answer": "new"}], path)
     monkeypatch.undo()
     assert load_qa_predictions(path) == {"50": "left", "q2": ""}

@@ -139,3 +139,17 @@ def test_balanced_answers_default_size(tmp_path):
         answers = {a: c for (q, a), c in by_question.items() if q == template}
         assert len(answers) == 2 and max(answers.values()) / sum(answers.values()) < 0.65
 
+
+
+def test_bench_synth_qa_reference_orders_the_inputs(tmp_path, capsys):
+    from bench import synth_qa_reference
+
+    result = synth_qa_reference.main(["--num-videos", "90", "--out", str(tmp_path / "b.json")])
+    acc = result["accuracy"]
+    assert json.loads((tmp_path / "b.json").read_text())["accuracy"] == acc
+    assert all(value == 1.0 for value in acc["factor reference"].values())
+    assert acc["factor reference, audio-blind"]["Visual/Location"] == 1.0
+    assert acc["factor reference, audio-blind"]["Audio/Identification"] < 0.6
+    assert acc["factor reference, time-blind"]["Audio/Existential"] == 1.0
+    assert acc["factor reference, time-blind"]["Audio-Visual/Temporal"] < 1.0
+    assert acc["majority (test, per type)"]["all"] < 0.6 and acc["question-only prior (train)"]["all"] < 0.6

@@ -36,8 +36,14 @@ from train.params import add_data_args, add_model_args, add_optim_args, add_qa_a
 from train.run_dir import prepare_output
 from train.tasks import CaptionTask, MixedTask, QATask
 from train.trainer import Trainer
+<<<<<<< HEAD
 from train.validation import QAValidator, Validator, Validators
 from videoblip2.data import CaptionDataset, QADataset, answer_vocabulary
+=======
+from train.validation import Validator
+from videoblip2.data import CaptionDataset
+from videoblip2.decoding import DecodingOptions, add_decoding_args
+>>>>>>> main
 from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
 
@@ -48,6 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_qa_args(parser)
     add_optim_args(parser, lr=1e-4)
     add_run_args(parser, epochs=10, batch_size=32, unit="caption pairs")
+    add_decoding_args(parser, num_beams=1, title="decoding (validation)")
     parser.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
                         choices=CHECKPOINTABLE_PARTS,
                         help="recompute these parts' layers in backward instead of keeping their activations: "
@@ -90,6 +97,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     print_main(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
 
+<<<<<<< HEAD
     val_features = args.val_features or args.features
     validators = []
     captions = questions = None
@@ -119,6 +127,15 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed)
         print_main(dist, f"multi-task: {len(captions)} caption pairs + {len(questions)} questions, "
                      f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions")
+=======
+    store = feature_store(args.features, list(train_ann), config, args, dist)
+    dataset = CaptionDataset(store, train_ann, model.t5_tokenizer, config.max_caption_len)
+    validator = None
+    if val_ann:
+        val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
+        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
+                              DecodingOptions.from_args(args))
+>>>>>>> main
     else:
         task = CaptionTask(captions) if captions is not None else QATask(questions)
     if args.best_metric is None:

@@ -46,8 +46,8 @@ def _fsync_dir(folder: Path) -> None:
 
 def _disk_full(error: OSError, path: Path) -> OSError:
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        full = DiskFullError(error.errno, f"disk full: cannot write {path.name} in {path.parent.resolve()} "
-                                          f"(the previous {path.name}, if any, is untouched)")
+        full = DiskFullError(error.errno, f"disk full ({os.strerror(error.errno)}): cannot write {path.name} in "
+                                          f"{path.parent.resolve()} (the previous {path.name}, if any, is untouched)")
         full.filename = str(path)
         return full
     return error
