@@ -298,3 +298,83 @@ def test_bf16_qa_run_with_closed_vocabulary_validation_reproduces(synth_data, tm
     store = feature_store(synth_data, sorted({i.video_id for i in items}), model.config, train_ce.parse_args(args), dist)
     again = QAValidator(model, store, items, dist, batch_size=12, precision="bf16", candidates=answers)(model)
     assert again["val_qa_loss"] == val["val_qa_loss"] and again["qa_examples"] == val["qa_examples"]
+
+
+# ---------------------------------------------------------------------------------------------- answering
+
+
+def test_predict_answers_a_qa_file_open_and_closed_vocabulary(synth_data, qa_init_dir, qa_items, tmp_path):
+    import json
+    import shutil
+
+    from eval import evaluate
+    from videoblip2 import predict
+    from videoblip2.annotations import AnnotationError
+    from videoblip2.data import answer_vocabulary
+    from videoblip2.modeling import VideoBLIP2
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(qa_init_dir, model_dir)
+    ann = synth_data / "avqa-val.json"
+    items = load_qa_annotations(ann)
+    common = ["--model", str(model_dir), "--features", str(synth_data), "--ann", str(ann), "--batch-size", "2"]
+    out = tmp_path / "answers.json"
+    answers = predict.main([*common, "--out", str(out), "--num-beams", "1", "--max-new-tokens", "4"])
+    records = json.loads(out.read_text())
+    assert [r["question_id"] for r in records] == [i.question_id for i in items]
+    assert [(r["video_id"], r["question"]) for r in records] == [(i.video_id, i.question) for i in items]
+    assert {r["question_id"]: r["answer"] for r in records} == answers
+    meta = json.loads((tmp_path / "answers.meta.json").read_text())
+    assert meta["answers"] == "generated" and meta["qa_prompt_template"] == "Question: {question} Short answer:"
+    # the answers are the model's greedy continuations of each question's prompt, asked alone
+    model = VideoBLIP2.from_pretrained(model_dir)
+    store = _store(synth_data, sorted({i.video_id for i in items}), model.config)
+    for item in items:
+        feats = store.batch([store.index[item.video_id]])
+        (alone,) = model.generate(feats["video"], feats["video_mask"], feats["audio"], feats["audio_mask"],
+                                  prompt=model.config.qa_prompt(item.question), max_new_tokens=4)
+        assert answers[item.question_id] == alone
+    scores = evaluate.main(["--predictions", str(out), "--ann", str(ann), "--out", str(tmp_path / "m.json")])
+    assert scores["num_questions"] == len(items)
+
+    # closed vocabulary: the training answers from trainer_info.json, each question's most likely one
+    with pytest.raises(AnnotationError, match="trainer_info.json"):
+        predict.main([*common, "--out", str(tmp_path / "x.json"), "--closed-vocabulary"])
+    vocabulary = answer_vocabulary(qa_items)
+    (model_dir / "trainer_info.json").write_text(json.dumps({"qa_answers": vocabulary}))
+    closed = predict.main([*common, "--out", str(tmp_path / "closed.json"), "--closed-vocabulary"])
+    assert set(closed.values()) <= set(vocabulary)
+    for item in items:
+        feats = store.batch([store.index[item.video_id]])
+        scores = model.score_candidates(feats["video"], feats["video_mask"], feats["audio"], feats["audio_mask"],
+                                        prompt=model.config.qa_prompt(item.question), candidates=vocabulary)
+        assert closed[item.question_id] == vocabulary[int(scores.argmax())]
+    assert predict.main([*common, "--out", str(tmp_path / "c2.json"),
+                         "--candidates", str(synth_data / "avqa-train.json")]) == closed
+    assert json.loads((tmp_path / "closed.meta.json").read_text())["answers"] == \
+        f"closed vocabulary of {len(vocabulary)} answers"
+
+
+def test_caption_command_answers_a_question(qa_model, tiny_files, media, tmp_path, capsys):
+    import json
+
+    from videoblip2.caption import caption_videos, main
+    from videoblip2.extract import load_clip
+
+    qa_model.save_pretrained(tmp_path / "model")
+    question = "Who is in the video?"
+    argv = [str(media["tone"]), "--model", str(tmp_path / "model"), "--clip", tiny_files["clip_config"],
+            "--clip-pretrained", tiny_files["clip_ckpt"], "--device", "cpu", "--max-new-tokens", "5",
+            "--num-beams", "1", "--question", question, "--json"]
+    assert main(argv) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["question"] == question and result["caption"] is None and isinstance(result["answer"], str)
+    clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
+    (direct,) = caption_videos([media["tone"]], qa_model, clip=clip, max_new_tokens=5, question=question)
+    (prompted,) = caption_videos([media["tone"]], qa_model, clip=clip, max_new_tokens=5,
+                                 prompt=qa_model.config.qa_prompt(question))
+    assert result["answer"] == direct["answer"] == prompted["caption"]
+    (captioned,) = caption_videos([media["tone"]], qa_model, clip=clip, max_new_tokens=5)
+    assert captioned["caption"] != direct["answer"]  # the question changed the output
+    with pytest.raises(SystemExit):
+        main([*argv, "--prompt", "x"])

@@ -9,11 +9,7 @@ from collections.abc import Sequence
 from train.distributed import DistInfo
 from train.errors import TrainingError
 from train.logger import print_main
-<<<<<<< HEAD
-from videoblip2.annotations import QAItem, load_annotations, load_qa_annotations
-=======
-from videoblip2.annotations import has_splits, load_annotations
->>>>>>> main
+from videoblip2.annotations import QAItem, has_splits, load_annotations, load_qa_annotations
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.data import FeatureStore
 

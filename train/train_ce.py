@@ -36,14 +36,9 @@ from train.params import add_data_args, add_model_args, add_optim_args, add_qa_a
 from train.run_dir import prepare_output
 from train.tasks import CaptionTask, MixedTask, QATask
 from train.trainer import Trainer
-<<<<<<< HEAD
 from train.validation import QAValidator, Validator, Validators
 from videoblip2.data import CaptionDataset, QADataset, answer_vocabulary
-=======
-from train.validation import Validator
-from videoblip2.data import CaptionDataset
 from videoblip2.decoding import DecodingOptions, add_decoding_args
->>>>>>> main
 from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
 
@@ -97,7 +92,6 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     print_main(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
 
-<<<<<<< HEAD
     val_features = args.val_features or args.features
     validators = []
     captions = questions = None
@@ -106,7 +100,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         captions = CaptionDataset(store, train_ann, model.t5_tokenizer, config.max_caption_len)
         if val_ann:
             val_store = feature_store(val_features, list(val_ann), config, args, dist)
-            validators.append(Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision))
+            validators.append(Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
+                                        DecodingOptions.from_args(args)))
         else:
             print_main(dist, "warning: no validation captions (--val-ann, or an official --ann with a "
                          f"'{args.val_split}' split): no caption validation")
@@ -120,22 +115,14 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
             val_store = feature_store(val_features, list(dict.fromkeys(i.video_id for i in qa_val)), config, args,
                                       dist)
             validators.append(QAValidator(model, val_store, qa_val, dist, args.val_batch_size, args.precision,
-                                          candidates=answers if args.qa_closed_vocabulary else None))
+                                          candidates=answers if args.qa_closed_vocabulary else None,
+                                          decoding=DecodingOptions.from_args(args)))
         else:
             print_main(dist, "warning: no validation questions (--qa-val-ann): no QA validation")
     if captions is not None and questions is not None:
         task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed)
         print_main(dist, f"multi-task: {len(captions)} caption pairs + {len(questions)} questions, "
                      f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions")
-=======
-    store = feature_store(args.features, list(train_ann), config, args, dist)
-    dataset = CaptionDataset(store, train_ann, model.t5_tokenizer, config.max_caption_len)
-    validator = None
-    if val_ann:
-        val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
-        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
-                              DecodingOptions.from_args(args))
->>>>>>> main
     else:
         task = CaptionTask(captions) if captions is not None else QATask(questions)
     if args.best_metric is None:

@@ -10,13 +10,9 @@ import torch.nn.functional as F
 
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum
 from train.precision import autocast, uses_bf16
-<<<<<<< HEAD
 from videoblip2.annotations import QAItem
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, QADataset, VideoDataset
-=======
-from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, VideoDataset
 from videoblip2.decoding import DecodingOptions, bad_ending_rate
->>>>>>> main
 from videoblip2.modeling import VideoBLIP2
 from videoblip2.predict import predict_answers, predict_captions
 
@@ -91,12 +87,8 @@ class Validator:
         model.eval()
         loss_sum, tokens = teacher_forced_loss(model, self.pairs, dist, self.batch_size, self.precision)
         captions = generate_captions(model, self.videos, batch_size=self.batch_size, precision=self.precision,
-<<<<<<< HEAD
+                                     decoding=self.decoding,
                                      positions=np.arange(dist.rank, len(self.videos), dist.world_size))
-=======
-                                     decoding=self.decoding, positions=np.arange(dist.rank, len(self.videos), dist.world_size))
-        loss_sum, tokens = all_reduce_sum(np.array([loss_sum, tokens]), dist)
->>>>>>> main
         if dist.distributed:
             for part in all_gather_objects(captions, dist):
                 captions.update(part)
@@ -113,17 +105,20 @@ class Validator:
 
 
 class QAValidator:
-    """QA validation: teacher-forced answer loss and the accuracy of greedy answers (eval.qa.qa_scores).
+    """QA validation: teacher-forced answer loss and the accuracy of decoded answers (eval.qa.qa_scores).
 
-    Open-ended answers by default; `candidates` (the training answers) ranks them instead, as
-    `predict --closed-vocabulary` does. With several processes each answers every world_size-th question.
+    Open-ended answers by default (`decoding`: the validation decoding flags, default greedy); `candidates`
+    (the training answers) ranks them instead, as `predict --closed-vocabulary` does. With several processes
+    each answers every world_size-th question.
     """
 
     metrics = ("val_qa_loss", "val_qa_accuracy")
 
     def __init__(self, model: VideoBLIP2, store: FeatureStore, items: Sequence[QAItem], dist: DistInfo,
-                 batch_size: int, precision: str, candidates: Sequence[str] | None = None):
+                 batch_size: int, precision: str, candidates: Sequence[str] | None = None,
+                 decoding: DecodingOptions | None = None):
         self.dist, self.batch_size, self.precision, self.candidates = dist, batch_size, precision, candidates
+        self.decoding = decoding or DecodingOptions()
         self.questions = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
         if self.questions.labels is None:
             raise ValueError("the QA validation questions have no answers")
@@ -137,6 +132,7 @@ class QAValidator:
         loss_sum, tokens = teacher_forced_loss(model, self.questions, dist, self.batch_size, self.precision)
         use_bf16 = uses_bf16(model.device, self.precision)
         answers = predict_answers(model, self.questions, batch_size=self.batch_size, candidates=self.candidates,
+                                  decoding=self.decoding,
                                   progress=False, indices=np.arange(dist.rank, len(self.questions), dist.world_size),
                                   autocast_dtype=torch.bfloat16 if use_bf16 else None)
         if dist.distributed:
