@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError
+from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json
 
 META_NAME = "meta.json"
@@ -104,7 +104,7 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            items += [VideoItem(f.stem, str(f)) for f in sorted(path.rglob("*")) if f.is_file() and _is_video(f)]
+            items += [VideoItem(f.stem, str(f)) for f in videos_in(path)]
         elif path.suffix.lower() == ".json":
             if not path.is_file():
                 raise InputError(f"{path}: no such annotation file")
