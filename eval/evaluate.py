@@ -12,7 +12,8 @@ answer per question, scored by ``eval.qa`` (normalised exact match, per modality
 the majority-answer baselines)::
 
     python -m eval.evaluate --predictions answers.json --ann avqa-test.json --out qa_metrics.json
-        [--video-map youtube_mapping.txt]
+
+(questions are matched by ``question_id``; video ids play no part in QA scoring).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from eval.coco import DEFAULT_METRICS, compute_metrics
 from eval.qa import format_qa_table, qa_scores
 from videoblip2.annotations import (
     AnnotationError,
+    add_ann_format_argument,
     is_qa_annotation,
     load_annotations,
     load_predictions,
     load_qa_annotations,
     load_qa_predictions,
 )
-from videoblip2.fileio import atomic_write_json
+from videoblip2.fileio import DiskFullError, atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
@@ -46,14 +48,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--predictions", required=True, help='JSON list of {"video_id", "caption"}')
     parser.add_argument("--ann", required=True,
-                        help="references: official MSR-VTT JSON, list of {video_id, caption}, or {video_id: [...]}")
+                        help="references: official MSR-VTT JSON, list of {video_id, caption}, {video_id: [...]}, "
+                             "MSVD, VATEX, VALOR, video_id,caption .csv/.tsv (videoblip2.annotations)")
     parser.add_argument("--split", default=None,
-                        help="train | validate (val) | test; official format only (default: every video in --ann)")
+                        help="train | validate (val) | test of an --ann with splits (default: every video in --ann)")
+    add_ann_format_argument(parser)
     parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
     parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
-    parser.add_argument("--video-map", default=None,
-                        help="QA only: MSVD-QA youtube_mapping.txt (CLIP_NAME vidN) for integer video ids")
     return parser.parse_args(argv)
 
 
@@ -85,7 +87,7 @@ def evaluate_qa(args: argparse.Namespace) -> dict:
     if args.split is not None:
         raise EvaluationError(f"--split is for the official MSR-VTT caption format; {args.ann} is a QA file "
                               "(it is one split already)")
-    items = load_qa_annotations(args.ann, video_map=args.video_map)
+    items = load_qa_annotations(args.ann)
     predictions = load_qa_predictions(args.predictions)
     scores = qa_scores(predictions, items, source=f"{args.predictions} vs {args.ann}: ")
     print(format_qa_table(scores))
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if is_qa_annotation(args.ann):
         return evaluate_qa(args)
-    references = load_annotations(args.ann, split=args.split)
+    references = load_annotations(args.ann, args.split, args.ann_format)
     predictions = load_predictions(args.predictions)
     check_coverage(predictions, references, args.predictions, args.ann)
 
@@ -132,7 +134,7 @@ def cli(argv: list[str] | None = None) -> None:
     """``python -m eval.evaluate``: a bad file or a coverage mismatch prints one line and exits 2."""
     try:
         main(argv)
-    except (EvaluationError, AnnotationError, FileNotFoundError) as error:
+    except (EvaluationError, AnnotationError, FileNotFoundError, DiskFullError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -87,7 +87,7 @@ class DecodeWindows:
         self.max_windows, self.silence_threshold = max_windows, silence_threshold
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
-        wave = decode_audio(item.path, self.sample_rate)
+        wave = decode_audio(item.path, self.sample_rate, item.segment)
         if wave is None:
             return {"no_audio": "no audio stream"}
         if is_silent(wave, self.silence_threshold):
@@ -117,7 +117,8 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     out = Path(args.out)
     folder = out / "audio"
     shard_index, shard_count = parse_shard(args.shard)
-    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    items = take_shard(videos, shard_index, shard_count)
     if args.window <= 0 or args.hop <= 0:
         raise InputError("--window and --hop must be > 0")
     check_output(out, "audio", args.failures)
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
         "hop_s": args.hop,
         "max_windows": args.max_windows or None,
         "silence_threshold": args.silence_threshold,
+        "trim": args.trim,
         "windows": "every hop_s from 0, plus one flush with the end; > max_windows: spread evenly "
                    "(videoblip2.extract.window_starts); each repeat-padded to the CLAP input length",
         "dim": encoder.dim,

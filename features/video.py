@@ -83,7 +83,7 @@ class DecodeFrames:
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads)
+                               threads=self.threads, segment=item.segment)
         return {"frames": torch.from_numpy(frames)}  # (T, S, S, 3) uint8
 
 
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     out = Path(args.out)
     folder = out / "video"
     shard_index, shard_count = parse_shard(args.shard)
-    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    items = take_shard(videos, shard_index, shard_count)
     check_output(out, "video", args.failures)
     done = finished_ids(folder, [".npy"])
     pending = list(iter_pending(items, done, args.limit))
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
         "num_frames": args.num_frames,
         "fps": args.fps,
         "sampling": "uniform: middle frame of num_frames equal segments (videoblip2.extract.sample_frame_indices)",
+        "trim": args.trim,
         "image_size": list(encoder.image_size),
         "dim": encoder.dim,
         "dtype": "float16",

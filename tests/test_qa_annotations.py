@@ -15,6 +15,7 @@ from videoblip2.annotations import (
     load_qa_predictions,
     save_qa_predictions,
 )
+from videoblip2.fileio import DiskFullError
 
 
 def write(tmp_path, data, name="qa.json"):
@@ -145,7 +146,7 @@ def test_predictions_round_trip_atomic_and_errors(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match="answers.json"):
         save_qa_predictions([{"question_id": 7, "answer": "new"}], path)
     monkeypatch.undo()
     assert load_qa_predictions(path) == {"50": "left", "q2": ""}
