@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .data import lengths_to_mask, pad_or_subsample
+from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args
 from .extract import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_CLIP_MODEL,
@@ -66,6 +67,7 @@ def caption_videos(
     max_new_tokens: int | None = None,
     prompt: str | None = None,
     on_error: str = "raise",
+    decoding: DecodingOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Caption video files.
 
@@ -78,6 +80,8 @@ def caption_videos(
         fps: sample frames at this rate instead of ``model.config.max_frames`` uniform frames.
         window_s, hop_s, silence_threshold: audio windows, as in ``features.audio``.
         batch_size, num_beams, max_new_tokens, prompt: generation (``VideoBLIP2.generate``).
+        decoding: all decoding options (``videoblip2.decoding.DecodingOptions``); replaces ``num_beams`` and
+            ``max_new_tokens`` when given.
         on_error: "raise" (ExtractionError) or "record" (the video's entry gets "error", caption None).
 
     Returns:
@@ -100,6 +104,9 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
+    if decoding is None:
+        decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     results: list[dict[str, Any]] = []
     features: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # (result index, video, audio)
     for path in paths:
@@ -124,8 +131,7 @@ def caption_videos(
         chunk = features[start : start + batch_size]
         video, video_mask = _pad([v for _, v, _ in chunk], config.max_frames, config.video_dim)
         audio, audio_mask = _pad([a for _, _, a in chunk], config.max_audio_windows, config.audio_dim)
-        captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, num_beams=num_beams,
-                                  max_new_tokens=max_new_tokens)
+        captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, **generate_kwargs)
         for (index, _, _), caption in zip(chunk, captions):
             results[index]["caption"] = caption
     return results
@@ -148,9 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clap.add_argument("--clap-model", default=DEFAULT_CLAP_MODEL, help="laion_clap audio config or .json")
     clap.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
     clap.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="audio hop, seconds")
-    gen = parser.add_argument_group("generation")
-    gen.add_argument("--num-beams", type=int, default=1)
-    gen.add_argument("--max-new-tokens", type=int)
+    gen = add_decoding_args(parser, num_beams=PREDICT_NUM_BEAMS, title="generation")
     gen.add_argument("--prompt", help="default: the model's config.prompt")
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--device", default="auto", help="cuda, cpu or auto")
@@ -173,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             logger.warning("no --clap checkpoint: captioning without sound")
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
-                                 hop_s=args.hop, batch_size=args.batch_size, num_beams=args.num_beams,
-                                 max_new_tokens=args.max_new_tokens, prompt=args.prompt, on_error="record")
+                                 hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
+                                 decoding=DecodingOptions.from_args(args))
     except (CheckpointError, ExtractorModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ The prompt is the caption instruction shared by the batch, or one per sample (a 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
     AutoTokenizer,
+    GenerationConfig,
     InstructBlipQFormerConfig,
     InstructBlipQFormerModel,
     LogitsProcessor,
@@ -75,6 +77,8 @@ class SampleOutput:
     logprobs: torch.Tensor  # (B*K,) sum of token log-probs under the mask
     captions: list[str]  # B*K strings, sample k of video b at index b*K + k
     greedy_captions: list[str] | None = None  # B strings when asked for
+    ended: torch.Tensor | None = None  # (B*K,) bool: the sample ended with EOS (False: cut at the length limit)
+    greedy_ended: torch.Tensor | None = None  # (B,) bool, the same for the greedy captions
 
 
 def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlipQFormerConfig:
@@ -357,13 +361,18 @@ class VideoBLIP2(nn.Module):
         max_new_tokens: int | None = None,
         include_greedy: bool = False,
         prompt: Prompt = None,
+        block_bad_endings: bool = False,
         **generate_kwargs,
     ) -> SampleOutput:
         """Sample K captions per video for SCST, and their log-probs with gradients.
 
         Each video is encoded once (Q-Formers and T5 encoder, with grad); the K samples reuse that encoder
         output. Sampling runs without grad, then one teacher-forced decoder pass over all B*K samples gives
-        the log-probs with grad. Log-probs are taken at `temperature` (the policy that was sampled).
+        the log-probs with grad. The samples come from exactly the distribution that is scored: sampling uses
+        `scst_sampling_config` (plain multinomial at `temperature`), not the base T5's generation_config
+        (whose repetition_penalty, no_repeat_ngram_size, ... would change what is drawn but not the
+        log-probs), and the log-probs apply the same processing: `temperature`, and with
+        `block_bad_endings` EOS forbidden right after a bad ending (videoblip2.decoding.BlockBadEndings).
         `include_greedy` adds each video's greedy caption, decoded in the same `t5.generate` call as the
         samples. `generate_kwargs` go to that call (e.g. `cache_implementation="static"`).
         """
@@ -380,18 +389,27 @@ class VideoBLIP2(nn.Module):
             # separate greedy generate, and the greedy captions are the same.
             hidden, mask = sample_hidden.detach(), sample_mask
             processors = []
+            blocker = None
+            if block_bad_endings:
+                from .decoding import BlockBadEndings
+
+                blocker = BlockBadEndings(self.t5_tokenizer)
+                processors.append(blocker)  # before GreedyRows: the greedy rows take the best allowed token
             if include_greedy:
                 hidden = torch.cat([hidden, encoder_hidden.detach()])
                 mask = torch.cat([mask, attention_mask])
                 greedy_rows = torch.arange(hidden.shape[0], device=hidden.device) >= n_samples
                 processors.append(GreedyRows(greedy_rows))
-            decoded = self.t5.generate(
-                encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                do_sample=True, top_k=0, top_p=1.0, temperature=temperature, num_beams=1,
-                max_new_tokens=max_new_tokens or self.config.max_caption_len,
-                logits_processor=LogitsProcessorList(processors), **generate_kwargs,
-            )[:, 1:]  # drop the decoder start token
+            sampling = scst_sampling_config(self.t5.get_base_model(), temperature,
+                                            max_new_tokens or self.config.max_caption_len)
+            with _generation_config(self.t5.get_base_model(), sampling):
+                decoded = self.t5.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                    generation_config=sampling, logits_processor=LogitsProcessorList(processors), **generate_kwargs,
+                )[:, 1:]  # drop the decoder start token
+        eos = self.t5_tokenizer.eos_token_id
         greedy_captions = self._decode(decoded[n_samples:]) if include_greedy else None
+        greedy_ended = (decoded[n_samples:] == eos).any(dim=1) if include_greedy else None
         sequences = decoded[:n_samples]
         token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
         sequences = sequences.masked_fill(token_mask == 0, self.t5_tokenizer.pad_token_id)
@@ -400,13 +418,18 @@ class VideoBLIP2(nn.Module):
         captions = self._decode(sequences)
         # decoder_input_ids rather than labels: with labels T5 also computes a cross-entropy over the whole
         # vocabulary that nothing reads. These are the inputs T5 derives from labels (_shift_right).
+        decoder_input_ids = self.t5.get_base_model()._shift_right(sequences)
         out = self.t5(
             encoder_outputs=(sample_hidden,),
             attention_mask=sample_mask,
-            decoder_input_ids=self.t5.get_base_model()._shift_right(sequences),
+            decoder_input_ids=decoder_input_ids,
             use_cache=False,
         )
-        logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
+        logits = out.logits.float()
+        if blocker is not None:  # the sampler's processing, position by position
+            is_eos = torch.arange(logits.shape[-1], device=logits.device) == eos  # (V,)
+            logits = logits.masked_fill(blocker.blocked(decoder_input_ids).unsqueeze(-1) & is_eos, float("-inf"))
+        logp = F.log_softmax(logits / temperature, dim=-1)
         token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * token_mask
         return SampleOutput(
             sequences=sequences,
@@ -414,6 +437,8 @@ class VideoBLIP2(nn.Module):
             logprobs=token_logp.sum(dim=1),
             captions=captions,
             greedy_captions=greedy_captions,
+            ended=(sequences == eos).any(dim=1),
+            greedy_ended=greedy_ended,
         )
 
     # ------------------------------------------------------------------ parameters
@@ -573,6 +598,33 @@ class VideoBLIP2(nn.Module):
                 )
         model.load_state_dict(state, strict=False)
         return model.to(map_location).eval()  # like transformers' from_pretrained: ready for inference
+
+
+def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max_new_tokens: int) -> GenerationConfig:
+    """Plain multinomial sampling at `temperature`: every logits processor and warper off, nothing inherited.
+
+    The fields a processor reads are set to their do-nothing values; `_generation_config` then stands this
+    config in for the T5's own during the call, so no field left unset is filled from a hub generation_config.
+    """
+    return GenerationConfig(
+        do_sample=True, num_beams=1, num_return_sequences=1, temperature=temperature, top_k=0, top_p=1.0,
+        typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_length=0,
+        min_new_tokens=0, max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
+        remove_invalid_values=False, decoder_start_token_id=t5.config.decoder_start_token_id,
+        eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id,
+    )
+
+
+@contextlib.contextmanager
+def _generation_config(t5: T5ForConditionalGeneration, config: GenerationConfig):
+    """`t5.generation_config` is `config` inside the block (transformers fills unset fields from it)."""
+    saved = t5.generation_config
+    t5.generation_config = config
+    try:
+        yield
+    finally:
+        t5.generation_config = saved
 
 
 class GreedyRows(LogitsProcessor):
