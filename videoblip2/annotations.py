@@ -219,6 +219,9 @@ def _load_official(path: str, data: Mapping[str, Any], split: str | None) -> dic
 
 
 def _load_records(path: str, records: list[Any]) -> dict[str, list[str]]:
+    if _looks_like_qa(records):
+        raise AnnotationError(f"{path}: a question-answer file (records with a question), not captions: "
+                              "load_qa_annotations reads it (eval.evaluate detects it)")
     annotations: dict[str, list[str]] = {}
     seen_sen_ids: set[Any] = set()
     for i, record in enumerate(records):
