@@ -5,20 +5,38 @@
 
 ``preds.json`` is ``[{"video_id": ..., "caption": ...}]`` with exactly one caption for every video of the
 selected references (a missing video or an unknown one is an error).
+
+A QA annotation file (MUSIC-AVQA, MSRVTT-QA / MSVD-QA, plain JSON/JSONL: ``videoblip2.annotations``) is
+recognised automatically; ``preds.json`` is then ``[{"question_id": ..., "answer": ...}]`` with exactly one
+answer per question, scored by ``eval.qa`` (normalised exact match, per modality and question type, beside
+the majority-answer baselines)::
+
+    python -m eval.evaluate --predictions answers.json --ann avqa-test.json --out qa_metrics.json
+
+(questions are matched by ``question_id``; video ids play no part in QA scoring).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 from eval.coco import DEFAULT_METRICS, compute_metrics
-from videoblip2.annotations import load_annotations, load_predictions
+from eval.qa import format_qa_table, qa_scores
+from videoblip2.annotations import (
+    AnnotationError,
+    add_ann_format_argument,
+    is_qa_annotation,
+    load_annotations,
+    load_predictions,
+    load_qa_annotations,
+    load_qa_predictions,
+)
+from videoblip2.fileio import DiskFullError, atomic_write_json
 
-__all__ = ["EvaluationError", "check_coverage", "format_table", "main", "parse_args"]
+__all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
 
 
 class EvaluationError(ValueError):
@@ -30,9 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--predictions", required=True, help='JSON list of {"video_id", "caption"}')
     parser.add_argument("--ann", required=True,
-                        help="references: official MSR-VTT JSON, list of {video_id, caption}, or {video_id: [...]}")
+                        help="references: official MSR-VTT JSON, list of {video_id, caption}, {video_id: [...]}, "
+                             "MSVD, VATEX, VALOR, video_id,caption .csv/.tsv (videoblip2.annotations)")
     parser.add_argument("--split", default=None,
-                        help="train | validate (val) | test; official format only (default: every video in --ann)")
+                        help="train | validate (val) | test of an --ann with splits (default: every video in --ann)")
+    add_ann_format_argument(parser)
     parser.add_argument("--out", default=None, help="metrics JSON (default: PREDICTIONS.metrics.json)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds)")
     parser.add_argument("--spice", action="store_true", help="also SPICE (needs Stanford CoreNLP models: online)")
@@ -62,9 +82,28 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_qa(args: argparse.Namespace) -> dict:
+    """Score a QA predictions file against a QA annotation file: print the table, write ``--out`` atomically."""
+    if args.split is not None:
+        raise EvaluationError(f"--split is for the official MSR-VTT caption format; {args.ann} is a QA file "
+                              "(it is one split already)")
+    items = load_qa_annotations(args.ann)
+    predictions = load_qa_predictions(args.predictions)
+    scores = qa_scores(predictions, items, source=f"{args.predictions} vs {args.ann}: ")
+    print(format_qa_table(scores))
+    result = {**scores, "predictions": os.path.abspath(args.predictions), "annotations": os.path.abspath(args.ann)}
+    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write_json(out, result, indent=2)
+    print(f"wrote {out}", file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    references = load_annotations(args.ann, split=args.split)
+    if is_qa_annotation(args.ann):
+        return evaluate_qa(args)
+    references = load_annotations(args.ann, args.split, args.ann_format)
     predictions = load_predictions(args.predictions)
     check_coverage(predictions, references, args.predictions, args.ann)
 
@@ -86,11 +125,19 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(out, result, indent=2)
     print(f"wrote {out}", file=sys.stderr)
     return result
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m eval.evaluate``: a bad file or a coverage mismatch prints one line and exits 2."""
+    try:
+        main(argv)
+    except (EvaluationError, AnnotationError, FileNotFoundError, DiskFullError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError
+from videoblip2.fileio import atomic_open, atomic_write_json
 
 META_NAME = "meta.json"
 FAILURES_NAME = "failures.jsonl"
@@ -144,31 +145,14 @@ def take_shard(items: Sequence[VideoItem], index: int, count: int) -> list[Video
 # files
 
 
-def _tmp_path(path: Path) -> Path:
-    # Hidden, and unique per host+process: shards on several machines may share one output folder.
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_json(path, obj, indent=2, sort_keys=True)
 
 
 @contextlib.contextmanager

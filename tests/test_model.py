@@ -319,6 +319,74 @@ def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(tiny
         model.set_activation_checkpointing(["t5"])
 
 
+PROMPTS = ["a dog:", "is the man talking about a car in a garage?", "who opens a door in a small room?"]
+
+
+def test_per_sample_prompts_give_each_sample_its_own_output(tiny_model, feature_batch):
+    """Mixed prompts of different lengths (padded): every sample gets what it gets alone with its prompt."""
+    tiny_model.eval()
+    lengths = [len(tiny_model.t5_tokenizer(p).input_ids) for p in PROMPTS]
+    assert len(set(lengths)) == 3  # the batch really pads
+    tokens = tiny_model.tokenize_prompts(PROMPTS)
+    batched = tiny_model(**feature_batch, labels=LABELS, prompt=PROMPTS).logits
+    pretokenized = tiny_model(**feature_batch, labels=LABELS, prompt=tokens).logits
+    assert torch.equal(batched, pretokenized)
+    answers = tiny_model.generate(**feature_batch, prompt=tokens, max_new_tokens=6)
+    assert len(set(answers)) > 1  # the prompts change the outputs
+    for i, prompt in enumerate(PROMPTS):
+        alone = {k: v[i:i + 1] for k, v in feature_batch.items()}
+        labels = LABELS[i:i + 1, :int((LABELS[i] != -100).sum())]
+        logits = tiny_model(**alone, labels=labels, prompt=prompt).logits
+        torch.testing.assert_close(batched[i:i + 1, :labels.shape[1]], logits, atol=1e-5, rtol=1e-5)
+        assert tiny_model.generate(**alone, prompt=prompt, max_new_tokens=6) == [answers[i]]
+    # a prompt changes the output: the same sample with another prompt differs
+    other = {k: v[0:1] for k, v in feature_batch.items()}
+    assert not torch.allclose(tiny_model(**other, labels=LABELS[:1], prompt=PROMPTS[1]).logits, batched[:1])
+
+
+def test_single_string_prompt_path_is_unchanged(tiny_model, feature_batch):
+    """One string: tokenized once (cached) as before this change; same as one copy per sample."""
+    tiny_model.eval()
+    cfg = tiny_model.config
+    q = tiny_model.qformer_tokenizer(cfg.prompt, truncation=True, max_length=cfg.qformer.max_prompt_len,
+                                     return_tensors="pt")
+    t = tiny_model.t5_tokenizer(cfg.prompt, truncation=True, max_length=cfg.max_prompt_len, return_tensors="pt")
+    cached = tiny_model._prompt_tokens(None, 3)
+    for got, want in zip(cached, (q.input_ids, q.attention_mask, t.input_ids, t.attention_mask)):
+        assert torch.equal(got, want.expand(3, -1))
+    assert cfg.prompt in tiny_model._prompt_cache
+    shared = tiny_model.encode(**feature_batch)
+    per_sample = tiny_model.encode(**feature_batch, prompt=[cfg.prompt] * 3)
+    assert torch.equal(shared[0], per_sample[0]) and torch.equal(shared[1], per_sample[1])
+    with pytest.raises(ValueError, match="2 prompts for a batch of 3"):
+        tiny_model.encode(**feature_batch, prompt=PROMPTS[:2])
+
+
+def test_sample_with_logprobs_takes_per_sample_prompts(tiny_model, feature_batch):
+    tiny_model.eval()
+    torch.manual_seed(0)
+    out = tiny_model.sample_with_logprobs(**feature_batch, num_samples=2, max_new_tokens=6, prompt=PROMPTS,
+                                          include_greedy=True)
+    assert out.greedy_captions == tiny_model.generate(**feature_batch, prompt=PROMPTS, max_new_tokens=6)
+    labels = out.sequences.masked_fill(out.token_mask == 0, -100)
+    repeated = {k: v.repeat_interleave(2, dim=0) for k, v in feature_batch.items()}
+    logits = tiny_model(**repeated, labels=labels, prompt=[p for p in PROMPTS for _ in range(2)]).logits
+    ref = torch.log_softmax(logits, -1).gather(-1, out.sequences.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(out.logprobs, (ref * out.token_mask).sum(1), atol=1e-4, rtol=1e-4)
+
+
+def test_qa_prompt_template_round_trips_and_is_checked(tmp_path):
+    config = VideoBLIP2Config()
+    assert config.qa_prompt("Is the cello playing?") == "Question: Is the cello playing? Short answer:"
+    config.qa_prompt_template = "Q: {question} A:"
+    config.save(tmp_path / "c.json")
+    again = VideoBLIP2Config.load(tmp_path / "c.json")
+    assert again.qa_prompt_template == "Q: {question} A:" and again.qa_prompt("x") == "Q: x A:"
+    for bad in ("no field", "{question} {other}", "{question} and {question}", "{"):
+        with pytest.raises(ConfigError, match="qa_prompt_template"):
+            VideoBLIP2Config(qa_prompt_template=bad)
+
+
 def test_no_warning_on_build_run_save_load(tiny_model_factory, feature_batch, tmp_path):
     """Warnings as errors (pytest.ini ignores FutureWarning globally, so this test turns them back on):
     building (peft's `is_gradient_checkpointing` FutureWarning), forward, generate, save and load."""

@@ -233,6 +233,19 @@ def test_hard_level_tables_and_captions(hard):
                                     "difficulty": "hard"}) == "in this video a cat jumps in the garage"
     canonical = {v: latent.canonical for v, latent in latents.items()}
     assert synth.factor_accuracy(canonical, latents)["all"] == 1.0
+    # the question files follow the level's tables too
+    records = [r for name in synth.QA_FILES.values() for r in json.loads((out / name).read_text())]
+    assert records
+    for record in records:
+        latent = latents[record["video_id"]]
+        values = json.loads(record["templ_values"])
+        if record["question_content"] == "Who is in the video?":
+            assert record["anser"] == latent.subject.replace("_", " ")
+        elif record["question_content"] == "What sound can be heard?":
+            assert record["anser"] == latent.sound
+        elif record["question_content"] == "Can you hear <Object>?":
+            heard = latent.sound is not None and level.sounds[latent.sound][1][0] == values[0]
+            assert record["anser"] == ("yes" if heard else "no")
     with pytest.raises(ValueError, match="unknown difficulty"):
         synth.get_level("medium")
 

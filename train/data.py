@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from train.distributed import DistInfo
 from train.errors import TrainingError
 from train.logger import print_main
-from videoblip2.annotations import load_annotations
+from videoblip2.annotations import has_splits, load_annotations
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.data import FeatureStore
 
 
-def is_official(path: str | os.PathLike) -> bool:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return False  # load_annotations reports the problem with the file name
-    return isinstance(data, dict) and "videos" in data and "sentences" in data
-
-
-def load_split(path: str | os.PathLike, split: str) -> dict[str, list[str]]:
-    """The `split` of an official MSR-VTT file, or every video of a plain caption file."""
-    return load_annotations(path, split if is_official(path) else None)
+def load_split(path: str | os.PathLike, split: str, format: str = "auto") -> dict[str, list[str]]:
+    """The `split` of a file with splits (official MSR-VTT, MSVD + mapping, VALOR/VATEX folder), or every
+    video of a file without (``videoblip2.annotations.has_splits``)."""
+    return load_annotations(path, split if has_splits(path, format) else None, format)
 
 
 def load_train_val(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, list[str]] | None]:
     """(training annotations, validation annotations or None) from --ann / --val-ann."""
-    train = load_split(args.ann, args.train_split)
+    fmt = args.ann_format
+    train = load_split(args.ann, args.train_split, fmt)
     if args.val_ann:
-        val = load_split(args.val_ann, args.val_split)
-    elif is_official(args.ann):
-        val = load_annotations(args.ann, args.val_split)
+        val = load_split(args.val_ann, args.val_split, fmt)
+    elif has_splits(args.ann, fmt):
+        val = load_annotations(args.ann, args.val_split, fmt)
     else:
         val = None
     if val is not None and args.val_videos is not None:

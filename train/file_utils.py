@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from videoblip2.fileio import atomic_write_json
 
 
 def dir_siblings(final: Path) -> tuple[Path, Path]:
@@ -43,7 +44,8 @@ def atomic_write_dir(final: str | os.PathLike, write: Callable[[Path], Any]) -> 
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=1, default=json_default) + "\n")
+    """Atomic (temporary sibling + rename): a kill or a full disk leaves the previous version."""
+    atomic_write_json(path, obj, default=json_default)
 
 
 def json_default(obj: Any) -> Any:

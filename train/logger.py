@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from train.distributed import DistInfo
 from train.file_utils import json_default
+from videoblip2.fileio import atomic_target, atomic_write_text
 
 
 class JsonlLog:
@@ -31,9 +32,7 @@ class JsonlLog:
         if not self.enabled or not self.path.exists():
             return
         kept = [r for r in read_log(self.path) if r.get("step", 0) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -85,10 +84,11 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_key
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(png_path).with_name(Path(png_path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_target(png_path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
 
 
 def print_main(dist: DistInfo, message: str) -> None:

@@ -16,7 +16,6 @@ Output: a JSON list of {"video_id", "caption"} records, videos in annotation ord
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -24,6 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from eval.cider import CiderD, tokenize
+from videoblip2.annotations import add_ann_format_argument
+from videoblip2.fileio import atomic_write_json
 
 OUTPUT_NAME = "train_top5_detail.json"
 TIE_TOLERANCE = 1e-9
@@ -90,16 +91,15 @@ def write_records(top: Mapping[str, Sequence[str]], path: str | os.PathLike) -> 
     records = [{"video_id": v, "caption": c} for v, captions in top.items() for c in captions]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, records, ensure_ascii=False)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train.make_top5", description=__doc__.split("\n")[0])
     parser.add_argument("--ann", required=True,
                         help="training captions: official MSR-VTT JSON (its --split), list of records or mapping")
-    parser.add_argument("--split", default="train", help="split of an official --ann (default: train)")
+    parser.add_argument("--split", default="train", help="split of an --ann with splits (default: train)")
+    add_ann_format_argument(parser)
     parser.add_argument("--out", required=True,
                         help=f"output JSON file, or a directory to write {OUTPUT_NAME} into")
     parser.add_argument("--by", choices=("consensus", "length"), default="consensus")
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
     from train.data import load_split
 
     args = parse_args(argv)
-    annotations = load_split(args.ann, args.split)
+    annotations = load_split(args.ann, args.split, args.ann_format)
     top = select_top(annotations, k=args.k, by=args.by)
     out = Path(args.out)
     if out.is_dir() or out.suffix.lower() != ".json":

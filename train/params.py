@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from videoblip2.annotations import add_ann_format_argument
+
 
 def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
     """--model DIR | --tiny | real sources (--t5, --qformer-tokenizer, --bert, --blip2, --config)."""
@@ -44,12 +46,15 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="features directory: video/{id}.npy [T, 768], audio/{id}.npy [T, 512], meta.json")
     group.add_argument("--ann", required=True,
                        help="training captions: official MSR-VTT JSON (train_val_videodatainfo.json; its "
-                            "--train-split), a list of {video_id, caption}, or {video_id: [captions]}")
+                            "--train-split), a list of {video_id, caption}, {video_id: [captions]}, MSVD "
+                            "(AllVideoDescriptions.txt / corpus .csv + youtube_mapping.txt beside it), a VALOR or "
+                            "VATEX folder or file, a video_id,caption .csv/.tsv (videoblip2.annotations)")
+    add_ann_format_argument(group)
     group.add_argument("--val-ann", default=None,
-                       help="validation captions (default: the --val-split of --ann when --ann is official)")
+                       help="validation captions (default: the --val-split of --ann when --ann has splits)")
     group.add_argument("--val-features", default=None, help="validation features directory (default: --features)")
-    group.add_argument("--train-split", default="train", help="split of an official --ann to train on")
-    group.add_argument("--val-split", default="validate", help="split of an official annotation file to validate on")
+    group.add_argument("--train-split", default="train", help="split of an --ann with splits to train on")
+    group.add_argument("--val-split", default="validate", help="split of an annotation file with splits to validate on")
     group.add_argument("--val-videos", type=int, default=None, help="validate on the first N validation videos only")
     group.add_argument("--skip-bad-features", action="store_true",
                        help="skip (and list) videos whose feature files are missing or broken instead of failing")

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fileio import atomic_write_text
+
 
 class ConfigError(ValueError):
     """A configuration value or file that VideoBLIP2 cannot use."""
@@ -87,6 +89,9 @@ class VideoBLIP2Config:
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     qformer_tokenizer: str = "bert-base-uncased"
     prompt: str = "A short description of the video:"
+    # Question answering: each question goes into this template, which then plays the caption prompt's part
+    # (both Q-Formers and T5). InstructBLIP's VQA instruction for Flan-T5 ("Question: {} Short answer:").
+    qa_prompt_template: str = "Question: {question} Short answer:"
     max_prompt_len: int = 32  # T5 prompt tokens
     max_caption_len: int = 32  # T5 caption tokens, EOS included
 
@@ -99,8 +104,19 @@ class VideoBLIP2Config:
         for name in ("video_dim", "audio_dim", "max_frames", "max_audio_windows", "max_caption_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        try:
+            filled = self.qa_prompt_template.format(question="\0")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"qa_prompt_template {self.qa_prompt_template!r} must have one {{question}} field "
+                              f"and no other ({type(e).__name__}: {e})") from None
+        if filled.count("\0") != 1:
+            raise ConfigError(f"qa_prompt_template {self.qa_prompt_template!r} must contain {{question}} once")
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}")
+
+    def qa_prompt(self, question: str) -> str:
+        """The prompt for one question: `qa_prompt_template` filled in."""
+        return self.qa_prompt_template.format(question=question)
 
     @property
     def t5_tokenizer(self) -> str:
@@ -117,8 +133,7 @@ class VideoBLIP2Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as f:
-            f.write(self.to_json() + "\n")
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VideoBLIP2Config":

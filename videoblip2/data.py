@@ -31,7 +31,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -435,6 +435,71 @@ def ablate_features(batch: Mapping[str, Any], mode: str, seed: int = 0) -> dict[
         index = torch.from_numpy(order).to(video.device)
         out["video"] = video.gather(1, index.unsqueeze(-1).expand_as(video))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# prompts
+
+
+class PromptTokens(NamedTuple):
+    """Pre-tokenized prompts, one per sample, for both tokenizers; right-padded, masks 1 = real token.
+
+    What ``VideoBLIP2`` takes as ``prompt`` when each sample has its own (questions): datasets build them
+    once, so no training or answering step tokenizes text. Padding sits after each prompt, where neither the
+    Q-Former (absolute positions) nor T5 (relative positions) sees it.
+    """
+
+    qformer_ids: torch.Tensor  # int64 (B, P_q)
+    qformer_mask: torch.Tensor  # int64 (B, P_q)
+    t5_ids: torch.Tensor  # int64 (B, P_t)
+    t5_mask: torch.Tensor  # int64 (B, P_t)
+
+    def to(self, device: str | torch.device) -> PromptTokens:
+        return PromptTokens(*(x.to(device) for x in self))
+
+    def select(self, index: torch.Tensor) -> PromptTokens:
+        """Rows ``index``, each side cut to its longest selected prompt (no all-padding columns)."""
+        out = []
+        for ids, mask in ((self.qformer_ids, self.qformer_mask), (self.t5_ids, self.t5_mask)):
+            ids, mask = ids.index_select(0, index), mask.index_select(0, index)
+            longest = int(mask.sum(dim=1).max()) if len(index) else 0
+            out += [ids[:, :longest].contiguous(), mask[:, :longest].contiguous()]
+        return PromptTokens(*out)
+
+    @staticmethod
+    def concat(parts: Sequence[PromptTokens]) -> PromptTokens:
+        """Stack the rows of several ``PromptTokens``, padding each side to the longest (ids 0, mask 0)."""
+        out = []
+        for field in range(4):
+            longest = max(part[field].shape[1] for part in parts)
+            out.append(torch.cat([torch.nn.functional.pad(part[field], (0, longest - part[field].shape[1]))
+                                  for part in parts]))
+        return PromptTokens(*out)
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> right-padded int64 ids (N, longest) and their 0/1 mask."""
+    longest = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        ids[row, : len(tokens)] = torch.as_tensor(list(tokens), dtype=torch.long)
+        mask[row, : len(tokens)] = 1
+    return ids, mask
+
+
+def tokenize_prompts(prompts: Sequence[str], qformer_tokenizer: Any, t5_tokenizer: Any, *,
+                     qformer_max_len: int, t5_max_len: int) -> PromptTokens:
+    """Tokenize prompts as VideoBLIP2 does (special tokens on, truncated to each side's limit), right-padded.
+
+    ``qformer_max_len`` is ``config.qformer.max_prompt_len``, ``t5_max_len`` is ``config.max_prompt_len``.
+    """
+    prompts = list(prompts)
+    sides = []
+    for tokenizer, max_len in ((qformer_tokenizer, qformer_max_len), (t5_tokenizer, t5_max_len)):
+        rows = tokenizer(prompts, truncation=True, max_length=max_len)["input_ids"] if prompts else []
+        sides += _pad_rows(rows, tokenizer.pad_token_id or 0)
+    return PromptTokens(*sides)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ Data flow (B = batch, Q = query tokens per branch, P = prompt tokens):
     video (B, T_v, 768) --video_input_proj + time--> video_qformer(queries + prompt) --proj_video--> (B, Q, d_t5)
     audio (B, T_a, 512) --audio_upscaler + time----> audio_qformer(queries + prompt) --proj_audio--> (B, Q, d_t5)
     T5 encoder input = [video queries, audio queries, prompt token embeddings]   (B, 2Q + P, d_t5)
+
+The prompt is the caption instruction shared by the batch, or one per sample (a question in
+`config.qa_prompt_template`): see `Prompt`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +39,19 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .config import ConfigError, VideoBLIP2Config
+from .data import PromptTokens, tokenize_prompts
+from .fileio import atomic_target
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 T5_TOKENIZER_DIR = "t5_tokenizer"
 QFORMER_TOKENIZER_DIR = "qformer_tokenizer"
 _T5_BASE_PREFIX = "t5.base_model.model."
+
+# What `prompt` may be: None (config.prompt), one string for the whole batch (tokenized once and cached), B
+# strings (one per sample, e.g. questions), or B pre-tokenized prompts (videoblip2.data.PromptTokens, what
+# datasets hand over so that no training or answering step tokenizes text).
+Prompt = str | Sequence[str] | PromptTokens | None
 
 # The parts `VideoBLIP2.set_activation_checkpointing` takes; the choices of --activation-checkpointing.
 CHECKPOINTABLE_PARTS = ("t5_encoder", "t5_decoder", "qformers")
@@ -162,7 +172,7 @@ class VideoBLIP2(nn.Module):
             for module in (last.intermediate, last.output):
                 module.requires_grad_(False)
 
-        self._prompt_cache: dict[str, tuple[torch.Tensor, ...]] = {}
+        self._prompt_cache: dict[str, PromptTokens] = {}
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -178,16 +188,30 @@ class VideoBLIP2(nn.Module):
                 "subsample it (videoblip2.data does) or raise the limit"
             )
 
-    def _prompt_tokens(self, prompt: str | None, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Tokenize the prompt once per distinct string; returns expanded (B, P) ids and masks for both sides."""
-        prompt = self.config.prompt if prompt is None else prompt
-        if prompt not in self._prompt_cache:
-            q = self.qformer_tokenizer(prompt, truncation=True, max_length=self.config.qformer.max_prompt_len,
-                                       return_tensors="pt")
-            t = self.t5_tokenizer(prompt, truncation=True, max_length=self.config.max_prompt_len,
-                                  return_tensors="pt")
-            self._prompt_cache[prompt] = (q.input_ids, q.attention_mask, t.input_ids, t.attention_mask)
-        return tuple(x.to(self.device).expand(batch_size, -1) for x in self._prompt_cache[prompt])
+    def _prompt_tokens(self, prompt: Prompt, batch_size: int) -> PromptTokens:
+        """(B, P) prompt ids and masks for both sides, on the model's device, from any `Prompt`.
+
+        One string is tokenized once and cached, then expanded (no copy) to the batch: the caption path.
+        """
+        if isinstance(prompt, PromptTokens):
+            if prompt.qformer_ids.shape[0] != batch_size or prompt.t5_ids.shape[0] != batch_size:
+                raise ValueError(f"prompt tokens have {prompt.qformer_ids.shape[0]} / {prompt.t5_ids.shape[0]} "
+                                 f"rows for a batch of {batch_size}")
+            return prompt.to(self.device)
+        if prompt is None or isinstance(prompt, str):
+            prompt = self.config.prompt if prompt is None else prompt
+            if prompt not in self._prompt_cache:
+                self._prompt_cache[prompt] = self.tokenize_prompts([prompt])
+            return PromptTokens(*(x.to(self.device).expand(batch_size, -1) for x in self._prompt_cache[prompt]))
+        if len(prompt) != batch_size:
+            raise ValueError(f"{len(prompt)} prompts for a batch of {batch_size}; give one string or one per sample")
+        return self.tokenize_prompts(prompt).to(self.device)
+
+    def tokenize_prompts(self, prompts: Sequence[str]) -> PromptTokens:
+        """Prompts as this model reads them (both tokenizers, the config's length limits), right-padded, on CPU."""
+        return tokenize_prompts(prompts, self.qformer_tokenizer, self.t5_tokenizer,
+                                qformer_max_len=self.config.qformer.max_prompt_len,
+                                t5_max_len=self.config.max_prompt_len)
 
     def _query_outputs(
         self,
@@ -218,9 +242,14 @@ class VideoBLIP2(nn.Module):
         video_mask: torch.Tensor | None = None,
         audio: torch.Tensor | None = None,
         audio_mask: torch.Tensor | None = None,
-        prompt: str | None = None,
+        prompt: Prompt = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Build the T5 encoder input: returns inputs_embeds (B, 2Q+P, d_t5) and attention_mask (B, 2Q+P)."""
+        """Build the T5 encoder input: returns inputs_embeds (B, 2Q+P, d_t5) and attention_mask (B, 2Q+P).
+
+        `prompt` (a `Prompt`: shared or one per sample) goes into both Q-Formers, whose queries attend to it
+        (InstructBLIP's instruction-aware queries), and after the queries into T5. A sample's output does not
+        depend on the other prompts of its batch: padding is masked everywhere.
+        """
         cfg = self.config
         batch, t_video = video.shape[:2]
         self._check_features("video", video, cfg.video_dim, cfg.max_frames, "max_frames")
@@ -276,7 +305,7 @@ class VideoBLIP2(nn.Module):
         audio_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
-        prompt: str | None = None,
+        prompt: Prompt = None,
         return_loss: bool = True,
     ) -> VideoBLIP2Output:
         """Teacher-forced T5 pass. `labels` (B, L) are caption ids ending with EOS, padded with -100.
@@ -304,7 +333,7 @@ class VideoBLIP2(nn.Module):
         video_mask: torch.Tensor | None = None,
         audio: torch.Tensor | None = None,
         audio_mask: torch.Tensor | None = None,
-        prompt: str | None = None,
+        prompt: Prompt = None,
         num_beams: int = 1,
         do_sample: bool = False,
         max_new_tokens: int | None = None,
@@ -334,7 +363,7 @@ class VideoBLIP2(nn.Module):
         temperature: float = 1.0,
         max_new_tokens: int | None = None,
         include_greedy: bool = False,
-        prompt: str | None = None,
+        prompt: Prompt = None,
         **generate_kwargs,
     ) -> SampleOutput:
         """Sample K captions per video for SCST, and their log-probs with gradients.
@@ -502,7 +531,8 @@ class VideoBLIP2(nn.Module):
         else:
             state = self.trained_state_dict()
         state = {k: v.detach().contiguous().clone() for k, v in state.items()}
-        save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "merged_lora": str(merge_lora)})
+        with atomic_target(path / WEIGHTS_NAME) as tmp:  # a full disk leaves the previous weights whole
+            save_file(state, str(tmp), metadata={"format": "pt", "merged_lora": str(merge_lora)})
         config.save(path / CONFIG_NAME)
         self.t5_tokenizer.save_pretrained(path / T5_TOKENIZER_DIR)
         self.qformer_tokenizer.save_pretrained(path / QFORMER_TOKENIZER_DIR)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .annotations import load_annotations, save_predictions
+from .annotations import add_ann_format_argument, load_annotations, save_predictions
 from .data import FeatureStore, VideoDataset
 from .modeling import VideoBLIP2
 
@@ -62,7 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
     p.add_argument("--features", required=True, help="features directory with video/ and audio/")
     p.add_argument("--ann", help="annotation file naming the videos to caption (else every video file)")
-    p.add_argument("--split", default=None, help="split of an official MSR-VTT file (train/validate/test)")
+    p.add_argument("--split", default=None,
+                   help="split of an --ann with splits: official MSR-VTT, MSVD + mapping, VALOR/VATEX folder")
+    add_ann_format_argument(p)
     p.add_argument("--out", required=True, help="predictions JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-beams", type=int, default=1)
@@ -75,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if args.ann:
-        video_ids = list(load_annotations(args.ann, split=args.split))
+        # videos without reference captions (VATEX's public test file) can be captioned all the same
+        video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
     else:
         from pathlib import Path
 

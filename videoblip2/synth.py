@@ -9,6 +9,7 @@ Its features are written in exactly the real on-disk formats::
     OUT/audio/{video_id}.npy           float16 [T_a, 512]           ("CLAP window features"; absent = no sound)
     OUT/meta.json                      the extractors' meta format (+ a "synth" entry)
     OUT/synth_latents.json             the true factors + the canonical caption of every video
+    OUT/avqa-{train,val,test}.json     audio-visual questions on the same videos and splits (MUSIC-AVQA format)
 
 How the factors are visible (so a caption is only right if the model uses everything):
 
@@ -26,6 +27,21 @@ Captions come from several templates and synonyms (weighted; the first template 
 most common). :func:`canonical_caption` renders the true factors with the most common template and
 synonyms, the "upper reference" that ``bench/synth_reference.py`` scores.
 
+Questions (:func:`qa_questions`; each tagged with a MUSIC-AVQA ``type`` [modality, question type]) can only be
+answered from the right input:
+
+* ``Audio/Identification`` "What sound can be heard?" (videos with a sound; 5 answers);
+  ``Audio/Existential`` "Is there any sound?" (every silent video and as many sounding ones, so yes/no are
+  balanced) and "Can you hear <Object>?" (the video's sound or another one, "yes" half of the time);
+* ``Visual/Identification`` "Who is in the video?" and ``Visual/Location`` "Where is this?" (6 answers each);
+* ``Audio-Visual/Temporal`` "Does the <Object> open or close the door?" (and the two other time-reversal
+  pairs, for videos with a reversible action): the answer is in the frame order only; the question names
+  the pair, so a question-only guess gets 50%. (Tagged Audio-Visual as MUSIC-AVQA tags its temporal questions.)
+
+The questions are drawn from their own random stream (``[seed, 4, video number]``): the caption files and the
+features are exactly those of a data set generated without them. :func:`answer_from_latents` answers a
+question from the true factors (the factor reference of ``bench/synth_qa_reference.py``).
+
 Run ``python -m videoblip2.synth --out data/synth`` (default: 600 / 100 / 200 videos, 16 frames,
 8 audio windows on average).
 """
@@ -33,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +57,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from .fileio import atomic_open, atomic_write_json
 
 FORMAT_VERSION = 1
 VIDEO_DIM = 768
@@ -313,6 +332,7 @@ class SynthSummary:
     num_audio_windows: int
     num_no_audio: int
     num_captions: int
+    num_questions: int = 0
     seconds: float = 0.0
     files: dict[str, str] = field(default_factory=dict)
 
@@ -528,6 +548,112 @@ def audio_features(sound: str, num_windows: int, prototypes: Prototypes, rng: np
 
 
 # ------------------------------------------------------------------------------------------------
+# audio-visual questions (MUSIC-AVQA format)
+
+QA_FILES = {"train": "avqa-train.json", "validate": "avqa-val.json", "test": "avqa-test.json"}
+# key -> (modality, question type, question_content with MUSIC-AVQA placeholders)
+QA_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    "who": ("Visual", "Identification", "Who is in the video?"),
+    "where": ("Visual", "Location", "Where is this?"),
+    "what_sound": ("Audio", "Identification", "What sound can be heard?"),
+    "any_sound": ("Audio", "Existential", "Is there any sound?"),
+    "hear": ("Audio", "Existential", "Can you hear <Object>?"),
+    "open": ("Audio-Visual", "Temporal", "Does the <Object> open or close the door?"),
+    "stand_up": ("Audio-Visual", "Temporal", "Does the <Object> stand up or sit down?"),
+    "pick_up": ("Audio-Visual", "Temporal", "Does the <Object> pick up or put down the box?"),
+}
+
+
+def _answer_text(value: str) -> str:
+    return value.replace("_", " ")  # "stand_up" -> "stand up"
+
+
+def answer_from_latents(question: str, latent: Latent | Mapping[str, Any]) -> str:
+    """Answer a synthetic question (placeholders filled, as ``load_qa_annotations`` returns it) from the true
+    factors: the factor reference. Raises ``KeyError`` for a question no template produces."""
+    get = latent.get if isinstance(latent, Mapping) else lambda key: getattr(latent, key)
+    sound = get("sound")
+    level = _level_of(latent)
+    for key, (_, _, template) in QA_TEMPLATES.items():
+        pattern = "^" + re.escape(template).replace(re.escape("<Object>"), "(.+)") + "$"
+        match = re.match(pattern, question)
+        if match is None:
+            continue
+        if key == "who":
+            return _answer_text(get("subject"))
+        if key == "where":
+            return _answer_text(get("place"))
+        if key == "what_sound":
+            return _answer_text(sound) if sound is not None else "none"
+        if key == "any_sound":
+            return "no" if sound is None else "yes"
+        if key == "hear":
+            return "yes" if sound is not None and level.sounds[sound][1][0] == match.group(1) else "no"
+        forward, reverse = forward_action(get("action"), level)
+        if forward != key:
+            raise KeyError(f"{question!r} asks about {key!r}, but the video's action is {get('action')!r}")
+        return _answer_text(dict(level.reverse_pairs)[forward] if reverse else forward)
+    raise KeyError(f"not a synthetic question: {question!r}")
+
+
+def qa_questions(latent: Latent, rng: np.random.Generator) -> list[tuple[str, list[str]]]:
+    """The questions of one video as ``(template key, templ_values)``, in a fixed order (see the module
+    docstring); ``rng`` decides which videos get "Is there any sound?" and what "Can you hear" asks about."""
+    level = _level_of(latent)
+    questions: list[tuple[str, list[str]]] = [("who", []), ("where", [])]
+    if latent.sound is not None:
+        questions.append(("what_sound", []))
+    # every silent video (10%) and 1 in 9 sounding ones: yes and no equally often
+    if rng.random() < (1.0 if latent.sound is None else NO_AUDIO_FRACTION / (1 - NO_AUDIO_FRACTION)):
+        questions.append(("any_sound", []))
+    # the true sound with probability 1/2 / (1 - 10%): yes half of the time over all videos
+    others = [name for name in level.sounds if name != latent.sound]
+    true_sound = latent.sound is not None and rng.random() < 0.5 / (1 - NO_AUDIO_FRACTION)
+    asked = latent.sound if true_sound else others[rng.integers(len(others))]
+    questions.append(("hear", [level.sounds[asked][1][0]]))
+    forward, _ = forward_action(latent.action, level)
+    if forward in QA_TEMPLATES:  # the hard level's climb_up / climb_down have no question
+        questions.append((forward, [level.subjects[latent.subject][0].split()[-1]]))
+    return questions
+
+
+def qa_records(latents: Sequence[Latent], seed: int, first_question_id: int = 0) -> list[dict[str, Any]]:
+    """MUSIC-AVQA records of ``latents``' questions, ``question_id`` counting from ``first_question_id``."""
+    records = []
+    question_id = first_question_id
+    for latent in latents:
+        rng = np.random.default_rng([seed, 4, int(latent.video_id[len("video"):])])
+        for key, values in qa_questions(latent, rng):
+            modality, qtype, template = QA_TEMPLATES[key]
+            question = template
+            for value in values:
+                question = question.replace("<Object>", value, 1)
+            records.append({
+                "video_id": latent.video_id,
+                "question_id": question_id,
+                "type": json.dumps([modality, qtype]),
+                "question_content": template,
+                "templ_values": json.dumps(values),
+                "question_deleted": 0,
+                "anser": answer_from_latents(question, latent),
+            })
+            question_id += 1
+    return records
+
+
+def write_qa_files(out: Path, latents: Sequence[Latent], seed: int) -> dict[str, int]:
+    """Write ``avqa-train.json`` / ``avqa-val.json`` / ``avqa-test.json``; returns the question count per file."""
+    counts = {}
+    first = 0
+    for split, name in QA_FILES.items():
+        records = qa_records([latent for latent in latents if latent.split == split], seed, first)
+        _write_json(out / name, records, indent=1)
+        counts[name] = len(records)
+        first += len(records)
+    return counts
+
+
+# ------------------------------------------------------------------------------------------------
 # the data set
 
 
@@ -592,7 +718,12 @@ def _official_json(latents: Sequence[Latent], captions: Mapping[str, list[str]],
 
 
 def _write_json(path: Path, obj: Any, indent: int | None = None) -> None:
-    path.write_text(json.dumps(obj, indent=indent) + "\n")  # compact like the real files (and fast)
+    atomic_write_json(path, obj, indent=indent)  # compact like the real files (and fast)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
 
 
 def generate(
@@ -606,6 +737,7 @@ def generate(
     overwrite: bool = False,
     progress: bool = True,
     difficulty: str = "default",
+    qa: bool = True,
 ) -> SynthSummary:
     """Write the synthetic data set to ``out_dir`` (see the module docstring); deterministic in ``seed``.
 
@@ -620,6 +752,7 @@ def generate(
         difficulty: "default" or "hard" (:data:`HARD`: 10 subjects, 10 places, 11 actions, 8 sounds, three
             synonyms each, longer templates, weaker prototypes, more nuisance, overlapping sounds). The
             default level's files are byte-identical to those written before levels existed.
+        qa: also write the question files ``avqa-{train,val,test}.json``.
     """
     start = time.perf_counter()
     level = get_level(difficulty)
@@ -647,10 +780,10 @@ def generate(
         number = int(latent.video_id[len("video"):])
         rng = np.random.default_rng([seed, 3, number])
         captions[latent.video_id] = sample_captions(latent, rng)
-        np.save(video_dir / f"{latent.video_id}.npy", video_features(latent, num_frames, prototypes, rng))
+        _save_npy(video_dir / f"{latent.video_id}.npy", video_features(latent, num_frames, prototypes, rng))
         if latent.sound is not None:
             windows = int(rng.integers(low, high + 1))
-            np.save(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
+            _save_npy(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
 
     train_val = [latent for latent in latents if latent.split != "test"]
     test = [latent for latent in latents if latent.split == "test"]
@@ -675,12 +808,15 @@ def generate(
         "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items() if k not in ("video_id", "difficulty")},
                                      "canonical": latent.canonical} for latent in latents},
     })
+    qa_counts = write_qa_files(out, latents, seed) if qa else {}
     return SynthSummary(
         out_dir=str(out), seed=seed, splits=dict(zip(("train", "validate", "test"), sizes)), num_frames=num_frames,
         num_audio_windows=num_audio_windows, num_no_audio=len(no_audio),
-        num_captions=CAPTIONS_PER_VIDEO * len(latents), seconds=time.perf_counter() - start,
+        num_captions=CAPTIONS_PER_VIDEO * len(latents), num_questions=sum(qa_counts.values()),
+        seconds=time.perf_counter() - start,
         files={"train_val": str(out / "train_val_videodatainfo.json"), "test": str(out / "test_videodatainfo.json"),
-               "features": str(out), "latents": str(out / "synth_latents.json")},
+               "features": str(out), "latents": str(out / "synth_latents.json"),
+               **{f"qa_{split}": str(out / name) for split, name in QA_FILES.items() if qa}},
     )
 
 
@@ -708,6 +844,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "nuisance, overlapping sounds (the tiny demo model no longer names every factor)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing feature files in --out")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-qa", action="store_true", help="do not write the avqa-*.json question files")
     return parser.parse_args(argv)
 
 
@@ -715,10 +852,12 @@ def main(argv: Sequence[str] | None = None) -> SynthSummary:
     args = parse_args(argv)
     summary = generate(args.out, seed=args.seed, size=args.size, num_videos=args.num_videos,
                        num_frames=args.num_frames, num_audio_windows=args.num_audio_windows,
-                       overwrite=args.overwrite, progress=not args.no_progress, difficulty=args.difficulty)
+                       overwrite=args.overwrite, progress=not args.no_progress, difficulty=args.difficulty,
+                       qa=not args.no_qa)
     splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
     print(f"wrote {sum(summary.splits.values())} videos ({splits}; {summary.num_no_audio} without audio), "
-          f"{summary.num_captions} captions to {summary.out_dir} in {summary.seconds:.1f} s")
+          f"{summary.num_captions} captions, {summary.num_questions} questions to {summary.out_dir} "
+          f"in {summary.seconds:.1f} s")
     return summary
 
 
