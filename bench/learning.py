@@ -1,11 +1,14 @@
 """Proof that VideoBLIP2 learns: the demo's chain on the synthetic benchmark, with ablations.
 
     python bench/learning.py [--data demo_data] [--run runs/learning] [--out bench_learning.json]
+        [--difficulty hard]
 
-Reports CIDEr / BLEU-4 / METEOR / ROUGE-L on the synthetic test split of
+Reports CIDEr / BLEU-4 / METEOR / ROUGE-L and the bad-ending rate (videoblip2.decoding.bad_ending_rate) on the
+synthetic test split (greedy captions) of
   (a) always answering the most common training caption,
   (b) the train_ce model,
-  (c) train_scst from (b), once with the greedy baseline and once with the mean-of-others baseline,
+  (c) train_scst from (b) with its defaults (greedy baseline, top-5 references built by train_scst, end of
+      sentence in the reward), and once more with the mean-of-others baseline,
   (d) the train_ce model with the audio removed at test time,
   (e) the train_ce model with the frames of each test video shuffled,
 plus how often each latent factor is named correctly (`videoblip2.synth.factor_accuracy`).
@@ -28,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from eval.coco import compute_metrics  # noqa: E402
-from train import make_top5, train_ce, train_scst  # noqa: E402
+from train import train_ce, train_scst  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
 from videoblip2.data import FeatureStore, VideoDataset  # noqa: E402
+from videoblip2.decoding import bad_ending_rate  # noqa: E402
 from videoblip2.modeling import VideoBLIP2  # noqa: E402
 from videoblip2.predict import predict_captions  # noqa: E402
 
@@ -57,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ce-epochs", type=int, default=2)
     p.add_argument("--scst-epochs", type=int, default=1)
     p.add_argument("--reuse", action="store_true", help="reuse finished runs in --run instead of retraining")
+    p.add_argument("--difficulty", default=None, help="videoblip2.synth --difficulty when --data is generated")
+    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads of the training runs")
     return p.parse_args(argv)
 
 
@@ -64,7 +70,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     data, run = Path(args.data), Path(args.run)
     if not (data / "meta.json").exists():
-        synth.main(["--out", str(data)])
+        synth.main(["--out", str(data)] + (["--difficulty", args.difficulty] if args.difficulty else []))
     ann = str(data / "train_val_videodatainfo.json")
     test_ann = str(data / "test_videodatainfo.json")
     timings = {}
@@ -77,14 +83,14 @@ def main(argv=None) -> dict:
         timings[name] = round(time.time() - start, 1)
 
     common = ["--features", str(data), "--ann", ann, "--no-progress"]
+    if args.num_threads:
+        common += ["--num-threads", str(args.num_threads)]
     timed("ce", train_ce.main, ["--tiny", *common, "--out", str(run / "ce"), "--epochs", str(args.ce_epochs),
                                 "--batch-size", "32", "--lr", "2e-3", "--dropout", "0",
                                 "--val-videos", "50", "--overwrite"])
-    top5 = str(data / "train_top5_detail.json")
-    make_top5.main(["--ann", ann, "--out", top5])
-    for baseline in ("greedy", "mean"):
+    for baseline in ("greedy", "mean"):  # train_scst's defaults otherwise: top-5 refs it builds, EOS reward
         timed(f"scst_{baseline}", train_scst.main, [
-            "--model", str(run / "ce"), *common, "--refs", "top5", "--top5", top5, "--baseline", baseline,
+            "--model", str(run / "ce"), *common, "--baseline", baseline,
             "--out", str(run / f"scst_{baseline}"), "--epochs", str(args.scst_epochs), "--batch-size", "8",
             "--lr", "5e-5", "--val-videos", "50", "--overwrite"])
 
@@ -109,10 +115,11 @@ def main(argv=None) -> dict:
     results = {}
     for name, predictions in variants.items():
         scores = compute_metrics(predictions, refs)
+        scores["bad_endings"] = bad_ending_rate(predictions.values())
         scores["factors"] = synth.factor_accuracy(predictions, latents)
         scores["example"] = next(iter(predictions.values()))
         results[name] = scores
-    keys = ("CIDEr", "BLEU-4", "METEOR", "ROUGE_L")
+    keys = ("CIDEr", "BLEU-4", "METEOR", "ROUGE_L", "bad_endings")
     print(f"{'synthetic test split':<36}" + "".join(f"{k:>9}" for k in keys))
     for name, scores in results.items():
         print(f"{name:<36}" + "".join(f"{scores[k]:>9.3f}" for k in keys))

@@ -19,6 +19,13 @@ Tokenisation (candidates and references alike): :func:`videoblip2.annotations.no
 collapse whitespace, strip, drop trailing periods) then split on whitespace. No PTB tokenizer, no Java: feed
 captions as the model decodes them.
 
+End of sentence as a word (``CiderD(..., eos=True)``, the SCST reward's default): as in self-critical.pytorch
+(``array_to_str`` keeps the end token, ``prepro_ngrams.py`` appends ``<eos>`` to every reference before counting
+document frequencies), the word :data:`EOS_WORD` is appended to every reference and to every candidate that
+ended (``ended``: a sample cut at the length limit has no end token). Then "a man is playing with a <eos>"
+shares no "a <eos>" n-gram with any reference, so a caption that stops on "a", "the" or "with" scores lower
+than the same words completed. Scores are those of pycocoevalcap on the same strings with " <eos>" appended.
+
 Implementation: words map to integer ids, and an n-gram of order k gets an id from the pair
 (id of its (k-1)-gram prefix, id of its last word), so every step after the word lookup is numpy on flat
 arrays. Reference tf-idf vectors, norms and lengths of the whole corpus are precomputed; scoring a batch is a
@@ -34,7 +41,9 @@ import numpy as np
 
 from videoblip2.annotations import normalize_caption
 
-__all__ = ["CiderD", "tokenize"]
+__all__ = ["EOS_WORD", "CiderD", "tokenize"]
+
+EOS_WORD = "<eos>"  # the end of sentence as a word (eos=True); normalize_caption never produces it from text
 
 _PACK = np.int64(1 << 31)  # an n-gram key is prefix_id * 2**31 + word_id
 
@@ -79,6 +88,8 @@ class CiderD:
             precomputed for :meth:`score`.
         n: largest n-gram order.
         sigma: standard deviation of the Gaussian length penalty.
+        eos: score the end of sentence as a word (:data:`EOS_WORD` appended to references and to the
+            candidates that ended), as self-critical.pytorch's SCST reward does.
 
     Example:
         >>> cider = CiderD({"v0": ["a man is cooking", "a man cooks"], "v1": ["a dog runs"]})
@@ -87,11 +98,12 @@ class CiderD:
     """
 
     def __init__(self, corpus_refs: Mapping[Hashable, Sequence[str]] | Sequence[Sequence[str]], n: int = 4,
-                 sigma: float = 6.0):
+                 sigma: float = 6.0, eos: bool = False):
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         self.n = int(n)
         self.sigma = float(sigma)
+        self.eos = bool(eos)
         if isinstance(corpus_refs, Mapping):
             video_ids, documents = list(corpus_refs.keys()), list(corpus_refs.values())
         else:
@@ -128,12 +140,14 @@ class CiderD:
         """Documents (videos) the document frequencies were counted over."""
         return len(self.video_ids)
 
-    def score(self, candidates: Sequence[str], video_ids: Sequence[Hashable]) -> np.ndarray:
+    def score(self, candidates: Sequence[str], video_ids: Sequence[Hashable],
+              ended: Sequence[bool] | None = None) -> np.ndarray:
         """CIDEr-D of each candidate against the corpus references of its video (the fast path).
 
         Args:
             candidates: C captions (any number per video, e.g. several samples and a greedy baseline).
             video_ids: C video ids of the corpus, aligned with ``candidates``.
+            ended: with ``eos``, which candidates ended with the end token (default: all); ignored otherwise.
 
         Returns:
             (C,) float64 scores.
@@ -144,18 +158,20 @@ class CiderD:
             docs = np.fromiter((self._video_index[v] for v in video_ids), np.int64, len(video_ids))
         except KeyError as e:
             raise KeyError(f"video {e.args[0]!r} is not in the CiderD reference corpus") from None
-        encoded = self._encode(candidates, extend=False)
+        encoded = self._encode(candidates, extend=False, ended=self._ended(ended, len(candidates)))
         in_corpus = encoded.ngram < np.asarray(self._corpus_sizes, np.int64)[encoded.order]
         gid = np.where(in_corpus, self._offsets[encoded.order] + encoded.ngram, -1)
         return self._score(encoded, gid, docs, self._table)
 
-    def score_refs(self, candidates: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+    def score_refs(self, candidates: Sequence[str], refs: Sequence[Sequence[str]],
+                   ended: Sequence[bool] | None = None) -> np.ndarray:
         """CIDEr-D of each candidate against its own references, with the corpus document frequencies.
 
         Args:
             candidates: C captions.
             refs: C non-empty lists of reference captions (need not be in the corpus; their n-grams do
                 not change the document frequencies, and those unseen in the corpus have df 0).
+            ended: with ``eos``, which candidates ended with the end token (default: all); ignored otherwise.
 
         Returns:
             (C,) float64 scores.
@@ -167,7 +183,9 @@ class CiderD:
                 raise ValueError(f"candidate {i}: references must be a non-empty list of captions")
         ref_sentences = [ref for r in refs for ref in r]
         # One encoding call so that an n-gram unseen in the corpus gets the same id in candidates and refs.
-        encoded = self._encode(list(candidates) + ref_sentences, extend=False)
+        flags = self._ended(ended, len(candidates))
+        encoded = self._encode(list(candidates) + ref_sentences, extend=False,
+                               ended=None if flags is None else list(flags) + [True] * len(ref_sentences))
         offsets = np.concatenate([[0], np.cumsum(encoded.sizes)]).astype(np.int64)
         gid_all = offsets[encoded.order] + encoded.ngram
         num_cand = len(candidates)
@@ -193,9 +211,21 @@ class CiderD:
         return dict(zip(flat, self._df.tolist()))
 
     # ------------------------------------------------------------------ internals
-    def _encode(self, sentences: Sequence[str], extend: bool) -> _Encoded:
-        """Tokenise and give every n-gram an id; ``extend`` adds new n-grams to the corpus tables."""
+    def _ended(self, ended: Sequence[bool] | None, count: int) -> Sequence[bool] | None:
+        if ended is None or not self.eos:
+            return None
+        if len(ended) != count:
+            raise ValueError(f"{count} candidates but {len(ended)} ended flags")
+        return ended
+
+    def _encode(self, sentences: Sequence[str], extend: bool, ended: Sequence[bool] | None = None) -> _Encoded:
+        """Tokenise and give every n-gram an id; ``extend`` adds new n-grams to the corpus tables.
+
+        With ``eos``, :data:`EOS_WORD` ends every sentence whose ``ended`` flag is set (default: all).
+        """
         tokens = list(map(tokenize, sentences))
+        if self.eos:
+            tokens = [t + [EOS_WORD] if ended is None or ended[i] else t for i, t in enumerate(tokens)]
         num_words = np.fromiter(map(len, tokens), np.int64, len(tokens))
         flat = [w for t in tokens for w in t]
         # word -> id over the distinct words only; the per-token lookup is a C-level map

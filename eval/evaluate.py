@@ -6,6 +6,10 @@
 ``preds.json`` is ``[{"video_id": ..., "caption": ...}]`` with exactly one caption for every video of the
 selected references (a missing video or an unknown one is an error).
 
+Besides the metrics, the output has ``bad_endings``: the share of predicted captions whose last word is an
+article, preposition or conjunction ("... playing with a"; the list is videoblip2.decoding.BAD_ENDINGS),
+a sign of SCST gone wrong or of captions cut at the length limit.
+
 A QA annotation file (MUSIC-AVQA, MSRVTT-QA / MSVD-QA, plain JSON/JSONL: ``videoblip2.annotations``) is
 recognised automatically; ``preds.json`` is then ``[{"question_id": ..., "answer": ...}]`` with exactly one
 answer per question, scored by ``eval.qa`` (normalised exact match, per modality and question type, beside
@@ -34,6 +38,7 @@ from videoblip2.annotations import (
     load_qa_annotations,
     load_qa_predictions,
 )
+from videoblip2.decoding import bad_ending_rate
 from videoblip2.fileio import DiskFullError, atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
@@ -115,8 +120,11 @@ def main(argv: list[str] | None = None) -> dict:
     elapsed = time.perf_counter() - start
 
     print(format_table(scores))
+    bad_endings = bad_ending_rate(predictions.values())
+    print(f"bad endings: {bad_endings:.4f} of the captions end on a, the, with, ... (videoblip2.decoding.BAD_ENDINGS)")
     result = {
         "metrics": scores,
+        "bad_endings": bad_endings,
         "num_videos": len(predictions),
         "predictions": os.path.abspath(args.predictions),
         "annotations": os.path.abspath(args.ann),

@@ -25,6 +25,7 @@ from features.common import (
     RunSummary,
     VideoItem,
     add_common_arguments,
+    check_output,
     cli_main,
     feature_writer,
     finished_ids,
@@ -35,8 +36,10 @@ from features.common import (
     run_extraction,
     take_shard,
     update_meta,
+    weights_fingerprint,
     write_json_atomic,
 )
+from videoblip2.data import NO_AUDIO_SUFFIX
 from videoblip2.extract import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_HOP_S,
@@ -53,8 +56,7 @@ from videoblip2.extract import (
 
 logger = logging.getLogger("features.audio")
 
-NO_AUDIO_SUFFIX = ".noaudio.json"
-CHECKED_KEYS = ("model", "ckpt", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
+CHECKED_KEYS = ("model", "ckpt", "ckpt_sha256", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,7 +87,7 @@ class DecodeWindows:
         self.max_windows, self.silence_threshold = max_windows, silence_threshold
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
-        wave = decode_audio(item.path, self.sample_rate)
+        wave = decode_audio(item.path, self.sample_rate, item.segment)
         if wave is None:
             return {"no_audio": "no audio stream"}
         if is_silent(wave, self.silence_threshold):
@@ -99,6 +101,13 @@ def no_audio_ids(folder: Path) -> list[str]:
     return sorted(finished_ids(folder, [NO_AUDIO_SUFFIX]))
 
 
+def record_no_audio(out: Path) -> None:
+    """meta.json's ``no_audio`` list rebuilt from every shard's marker files. The list is read under the
+    meta.json lock: read before it, another shard's newer markers could be dropped by this shard's write."""
+    folder = Path(out) / "audio"
+    update_meta(out, "audio", lambda: {"no_audio": no_audio_ids(folder)})
+
+
 def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> RunSummary:
     """The extraction behind :func:`main`; ``encoder`` reuses a loaded model (benchmarks).
 
@@ -108,10 +117,11 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     out = Path(args.out)
     folder = out / "audio"
     shard_index, shard_count = parse_shard(args.shard)
-    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    items = take_shard(videos, shard_index, shard_count)
     if args.window <= 0 or args.hop <= 0:
         raise InputError("--window and --hop must be > 0")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_output(out, "audio", args.failures)
     done = finished_ids(folder, [".npy", NO_AUDIO_SUFFIX])
     skipped = sum(item.video_id in done for item in items)
     pending = list(iter_pending(items, done, args.limit))
@@ -119,7 +129,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
     if not pending:
         if read_meta(out).get("audio"):
-            update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+            record_no_audio(out)
         return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
 
     if encoder is None:
@@ -132,11 +142,13 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     entry = {
         "model": args.amodel if not args.amodel.endswith(".json") else Path(args.amodel).stem,
         "ckpt": Path(args.ckpt).name if args.ckpt else "none",
+        "ckpt_sha256": weights_fingerprint(args.ckpt),  # the content: file names are all alike
         "sample_rate": encoder.sample_rate,
         "window_s": args.window,
         "hop_s": args.hop,
         "max_windows": args.max_windows or None,
         "silence_threshold": args.silence_threshold,
+        "trim": args.trim,
         "windows": "every hop_s from 0, plus one flush with the end; > max_windows: spread evenly "
                    "(videoblip2.extract.window_starts); each repeat-padded to the CLAP input length",
         "dim": encoder.dim,
@@ -170,8 +182,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
         failures=failures,
         desc="audio features",
     )
-    # Every shard rewrites the full list from the marker files, so the last one to finish leaves it complete.
-    update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+    record_no_audio(out)
     summary.total, summary.skipped = len(items), skipped
     return summary
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -27,11 +29,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError
-from videoblip2.fileio import atomic_open, atomic_write_json
+from videoblip2.annotations import add_ann_format_argument
+from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
+from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
+from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
 
 META_NAME = "meta.json"
-FAILURES_NAME = "failures.jsonl"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
@@ -45,8 +48,9 @@ class MetaMismatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoItem:
-    video_id: str  # the file stem
+    video_id: str  # the file stem (of the clip: with --trim, not of the full video at `path`)
     path: str
+    segment: tuple[float, float] | None = None  # --trim: (start_s, end_s) of the clip in the video at `path`
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,7 +61,35 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _from_annotations(path: Path, video_dir: str | None, split: str | None) -> list[VideoItem]:
+TRIM_MODES = ("name", "ann")
+
+
+def _segments(path: Path, video_ids: Sequence[str], trim: str, split: str | None,
+              ann_format: str) -> dict[str, tuple[str, float, float]]:
+    """``{clip id: (full video's id, start_s, end_s)}``: from the clip names or the annotation's own fields."""
+    from videoblip2.annotations import AnnotationError, load_segments, parse_clip_name
+
+    if trim == "ann":
+        try:
+            return load_segments(path, split, ann_format)
+        except AnnotationError as e:
+            raise InputError(str(e)) from None
+    segments, bad = {}, []
+    for video_id in video_ids:
+        try:
+            segments[video_id] = parse_clip_name(video_id)
+        except ValueError:
+            bad.append(video_id)
+    if bad:
+        raise InputError(f"{path}: --trim name: {len(bad)} video ids are not clip names "
+                         f"{{youtube_id}}_{{start}}_{{end}}, e.g. {', '.join(bad[:3])}")
+    return segments
+
+
+def _from_annotations(path: Path, video_dir: str | None, split: str | None, ann_format: str = "auto",
+                      trim: str | None = None) -> list[VideoItem]:
+    """Items of the videos an annotation file lists, looked up as ``{video_dir}/{id}.*``; with ``trim``, the
+    clips' segments of the full videos ``{video_dir}/{youtube_id}.*`` (:data:`TRIM_MODES`)."""
     from videoblip2.annotations import AnnotationError, load_annotations
 
     if not video_dir:
@@ -66,7 +98,8 @@ def _from_annotations(path: Path, video_dir: str | None, split: str | None) -> l
     if not folder.is_dir():
         raise InputError(f"--video-dir {folder}: no such folder")
     try:
-        video_ids = list(load_annotations(path, split=split))
+        # videos without captions (VATEX's test file without enCap) still get features
+        video_ids = list(load_annotations(path, split, ann_format, require_captions=False))
     except AnnotationError as e:
         raise InputError(str(e)) from None
     by_stem: dict[str, Path] = {}
@@ -74,7 +107,11 @@ def _from_annotations(path: Path, video_dir: str | None, split: str | None) -> l
         if _is_video(file):
             by_stem.setdefault(file.stem, file)
     # A listed video without a file still becomes an item: it fails ("no such file") into failures.jsonl.
-    return [VideoItem(v, str(by_stem.get(v, folder / f"{v}.mp4"))) for v in video_ids]
+    if trim is None:
+        return [VideoItem(v, str(by_stem.get(v, folder / f"{v}.mp4"))) for v in video_ids]
+    segments = _segments(path, video_ids, trim, split, ann_format)
+    return [VideoItem(v, str(by_stem.get(source, folder / f"{source}.mp4")), (start, end))
+            for v, (source, start, end) in segments.items()]
 
 
 def _from_list(path: Path) -> list[VideoItem]:
@@ -90,25 +127,34 @@ def _from_list(path: Path) -> list[VideoItem]:
     return items
 
 
-def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str | None = None) -> list[VideoItem]:
+def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str | None = None,
+                ann_format: str = "auto", trim: str | None = None) -> list[VideoItem]:
     """Videos to process, sorted by id (the file stem).
 
     Each input is a video file, a folder (searched recursively for video files), a list file
-    (.txt/.lst/.list: one path per line, relative to the list file), or an annotation JSON
-    (``videoblip2.annotations`` formats; ids looked up as ``{video_dir}/{id}.*``, ``split`` selects).
+    (.txt/.lst/.list: one path per line, relative to the list file), or an annotation file: .json, .csv,
+    .tsv, or a .txt when ``ann_format`` names a format (``videoblip2.annotations`` formats; ids looked up as
+    ``{video_dir}/{id}.*``, ``split`` selects). ``trim`` ("name" or "ann") takes each annotated clip from the
+    full video ``{video_dir}/{youtube_id}.*``, its segment parsed from the clip name or read from the
+    annotation's start/end fields.
 
     Raises:
-        InputError: a missing input, or two different files with the same id.
+        InputError: a missing input, two different files with the same id, --trim without an annotation.
     """
     items: list[VideoItem] = []
     for raw in inputs:
         path = Path(raw)
+        is_annotation = path.suffix.lower() in (".json", ".csv", ".tsv") or (
+            ann_format != "auto" and path.suffix.lower() in LIST_SUFFIXES)
+        if trim is not None and not is_annotation:
+            raise InputError(f"{path}: --trim {trim} takes the clips of an annotation file (.json/.csv/.tsv, or "
+                             "a .txt with --ann-format msvd); videos, folders and lists are used whole")
         if path.is_dir():
-            items += [VideoItem(f.stem, str(f)) for f in sorted(path.rglob("*")) if f.is_file() and _is_video(f)]
-        elif path.suffix.lower() == ".json":
+            items += [VideoItem(f.stem, str(f)) for f in videos_in(path)]
+        elif is_annotation:
             if not path.is_file():
                 raise InputError(f"{path}: no such annotation file")
-            items += _from_annotations(path, video_dir, split)
+            items += _from_annotations(path, video_dir, split, ann_format, trim)
         elif path.suffix.lower() in LIST_SUFFIXES:
             if not path.is_file():
                 raise InputError(f"{path}: no such list file")
@@ -178,19 +224,29 @@ def read_meta(root: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any], check: Sequence[str] = (),
-                has_features: bool = False) -> dict[str, Any]:
+def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any] | Callable[[], dict[str, Any]],
+                check: Sequence[str] = (), has_features: bool = False) -> dict[str, Any]:
     """Merge ``entry`` into ``meta.json[section]`` (locked read-modify-write, atomic replace).
 
-    If the folder already has features (``has_features``) and the recorded section disagrees with
-    ``entry`` on any key in ``check``, raise MetaMismatchError instead of mixing two kinds of features.
+    ``entry`` may be a function: it is then called under the lock, so what it reads from disk (the no-audio
+    markers of every shard) cannot change before the write. If the folder already has features
+    (``has_features``) and the recorded section disagrees with ``entry`` on any key in ``check``, raise
+    MetaMismatchError instead of mixing two kinds of features (a key the folder's meta.json does not record,
+    from an older extractor, is not compared).
     """
     root = Path(root)
     with _locked(root / ".meta.lock"):
+        if callable(entry):
+            entry = entry()
         meta = read_meta(root)
         old = meta.get(section) or {}
         if has_features and old:
-            diff = {k: (old.get(k), entry.get(k)) for k in check if old.get(k) != entry.get(k)}
+            unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
+            if unrecorded:
+                logging.getLogger("features").warning(
+                    "%s: the %s section does not record %s (an older extractor); cannot check them",
+                    root / META_NAME, section, ", ".join(unrecorded))
+            diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
             if diff:
                 shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
                 raise MetaMismatchError(
@@ -199,6 +255,44 @@ def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any], ch
         meta[section] = {**old, **entry}
         write_json_atomic(root / META_NAME, meta)
     return meta
+
+
+def weights_fingerprint(path: str | None) -> str | None:
+    """``"sha256:<hex>"`` of a local weights file (what identifies its content; every OpenAI CLIP file is
+    called ``open_clip_model.safetensors``), None for a tag (``openai``: open_clip pins it) or random weights.
+    Costs one read of the file: ~2 s for 1.7 GB (BENCHMARKS.md), once per run that has videos to do."""
+    if not path or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def check_output(out: Path, kind: str, failures: str | None) -> Path:
+    """Before any work: ``out`` is (or can be made) a writable folder, and so are ``out/kind`` and the
+    failure log's folder. A read-only mount or a file in the way is an InputError (exit 2), not a traceback
+    after the model was loaded. Also removes temporary files left by a killed run (`stale_temp_files`)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, expected the features folder")
+    folder = out / kind
+    places = [(out, "--out"), (folder, "--out")] + ([(Path(failures).parent, "--failures")] if failures else [])
+    for place, flag in places:
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"{flag}: cannot create the folder {place} ({error.strerror or error})") from None
+        try:
+            check_writable_dir(place, what=flag)
+        except PermissionError as error:
+            raise InputError(str(error)) from None
+    stale = stale_temp_files(folder) + stale_temp_files(out)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        logging.getLogger("features").info("removed %d temporary files of a killed run in %s", len(stale), out)
+    return folder
 
 
 class FailureLog:
@@ -359,8 +453,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch
     io.add_argument("inputs", nargs="+",
                     help="video files, folders, list files (.txt, one path per line) or an annotation .json")
     io.add_argument("--out", required=True, help="features folder (FEATURES); writes FEATURES/<kind>/{id}.npy")
-    io.add_argument("--video-dir", help="folder of the videos named in an annotation .json input")
-    io.add_argument("--split", help="split of an official MSR-VTT annotation file (train / validate / test)")
+    io.add_argument("--video-dir", help="folder of the videos named in an annotation input")
+    io.add_argument("--split", help="split of an annotation input with splits (train / validate / test)")
+    add_ann_format_argument(io)
+    io.add_argument("--trim", choices=TRIM_MODES, default=None,
+                    help="the annotated clips are segments of full videos {video-dir}/{youtube_id}.*: take each "
+                         "clip's frames/audio from its segment only, the times parsed from the clip name "
+                         "{youtube_id}_{start}_{end} in seconds (name: VATEX, MSVD) or read from the annotation "
+                         "(ann: MSR-VTT's 'start time'/'end time', MSVD's corpus CSV Start/End)")
     io.add_argument("--failures", help=f"failure log (default: OUT/{FAILURES_NAME})")
     run = parser.add_argument_group("run")
     run.add_argument("--shard", default="0/1", help="i/N: process every N-th video from the i-th (0-based)")
@@ -494,6 +594,14 @@ def cli_main(run: Callable[[argparse.Namespace], "RunSummary"], args: argparse.N
         summary = run(args)
     except (InputError, ExtractorModelError, MetaMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # every file written so far is complete (temporary name + rename): a re-run resumes after the last one
+        where = e.filename or args.out
+        print(f"error: disk full while writing {where} (in {Path(args.out).resolve()}); the features written so "
+              "far are complete: free some space and run the same command again to resume", file=sys.stderr)
         return 2
     print(summary.line(kind), file=sys.stderr)
     return 1 if summary.failed else 0

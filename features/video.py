@@ -25,6 +25,7 @@ from features.common import (
     RunSummary,
     VideoItem,
     add_common_arguments,
+    check_output,
     cli_main,
     feature_writer,
     finished_ids,
@@ -34,6 +35,7 @@ from features.common import (
     run_extraction,
     take_shard,
     update_meta,
+    weights_fingerprint,
 )
 from videoblip2.extract import (
     CLIP_LAYERS,
@@ -48,7 +50,7 @@ from videoblip2.extract import (
 logger = logging.getLogger("features.video")
 
 # meta.json["video"] keys that must agree before new features join existing ones
-CHECKED_KEYS = ("model", "pretrained", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
+CHECKED_KEYS = ("model", "pretrained", "weights_sha256", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,7 +83,7 @@ class DecodeFrames:
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads)
+                               threads=self.threads, segment=item.segment)
         return {"frames": torch.from_numpy(frames)}  # (T, S, S, 3) uint8
 
 
@@ -101,8 +103,9 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     out = Path(args.out)
     folder = out / "video"
     shard_index, shard_count = parse_shard(args.shard)
-    items = take_shard(list_videos(args.inputs, args.video_dir, args.split), shard_index, shard_count)
-    folder.mkdir(parents=True, exist_ok=True)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    items = take_shard(videos, shard_index, shard_count)
+    check_output(out, "video", args.failures)
     done = finished_ids(folder, [".npy"])
     pending = list(iter_pending(items, done, args.limit))
     failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
@@ -117,11 +120,13 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     entry = {
         "model": args.model if not args.model.endswith(".json") else Path(args.model).stem,
         "pretrained": pretrained_label(args.pretrained),
+        "weights_sha256": weights_fingerprint(args.pretrained),  # the content: file names are all alike
         "quick_gelu": bool(args.quick_gelu or (args.pretrained or "").lower() == "openai"),
         "layer": args.layer,
         "num_frames": args.num_frames,
         "fps": args.fps,
         "sampling": "uniform: middle frame of num_frames equal segments (videoblip2.extract.sample_frame_indices)",
+        "trim": args.trim,
         "image_size": list(encoder.image_size),
         "dim": encoder.dim,
         "dtype": "float16",

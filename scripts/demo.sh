@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole chain on the built-in synthetic benchmark with the tiny model, on CPU in a few minutes:
-# generate data -> train_ce -> make_top5 -> train_scst -> caption the test split -> evaluate.
+# generate data -> train_ce -> train_scst (greedy baseline, top-5 references it builds into its run directory,
+# end of sentence in the reward: its defaults) -> caption the test split (beam 5) -> evaluate.
 # Knobs (environment): DATA (default demo_data), RUN (default runs/demo), CE_EPOCHS, SCST_EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,8 @@ SCST_EPOCHS=${SCST_EPOCHS:-1}
 [ -f "$DATA/meta.json" ] || $PY -m videoblip2.synth --out "$DATA"
 $PY -m train.train_ce --tiny --features "$DATA" --ann "$DATA/train_val_videodatainfo.json" \
     --out "$RUN/ce" --epochs "$CE_EPOCHS" --batch-size 32 --lr 2e-3 --dropout 0 --val-videos 50
-$PY -m train.make_top5 --ann "$DATA/train_val_videodatainfo.json" --out "$DATA/train_top5_detail.json"
 $PY -m train.train_scst --model "$RUN/ce" --features "$DATA" --ann "$DATA/train_val_videodatainfo.json" \
-    --refs top5 --top5 "$DATA/train_top5_detail.json" --out "$RUN/scst" --epochs "$SCST_EPOCHS" \
-    --baseline mean --batch-size 8 --lr 5e-5 --val-videos 50
+    --out "$RUN/scst" --epochs "$SCST_EPOCHS" --batch-size 8 --lr 5e-5 --val-videos 50
 for stage in ce scst; do
   $PY -m videoblip2.predict --model "$RUN/$stage/best" --features "$DATA" \
       --ann "$DATA/test_videodatainfo.json" --split test --out "$RUN/$stage/test_predictions.json"

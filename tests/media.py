@@ -47,8 +47,11 @@ def write_video(
     video_codec: str | None = None,
     audio_codec: str | None = None,
     faststart: bool = False,
+    tone_span: tuple[float, float] | None = None,
 ) -> Path:
     """Write ``num_frames`` frames at ``fps`` (+ an audio track: "sine", "silent" or None for none).
+
+    ``tone_span=(start, end)``: the sine sounds in those seconds only, silence elsewhere (clip trimming tests).
 
     The container follows the suffix (.mp4 -> H.264 + AAC, .webm -> VP9 + Opus, .mkv -> H.264 + AAC).
     ``faststart`` puts the mp4 index (with the frame count) before the data.
@@ -79,6 +82,9 @@ def write_video(
         if astream is not None:
             seconds = num_frames / fps
             wave = sine(seconds, audio_rate, freq) if audio == "sine" else np.zeros(int(seconds * audio_rate), np.float32)
+            if tone_span is not None:
+                t = np.arange(len(wave)) / audio_rate
+                wave = np.where((t >= tone_span[0]) & (t < tone_span[1]), wave, 0).astype(np.float32)
             planes = np.stack([wave] * channels)  # (channels, samples), planar float
             chunk = 1024
             for start in range(0, planes.shape[1], chunk):

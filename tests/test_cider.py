@@ -192,3 +192,55 @@ def test_errors_and_empty_batch(data):
         CiderD({"v": []})
     assert cider.score([], []).shape == (0,)
     assert cider.score_refs(["a man", ""], [[""], ["", " "]]).tolist() == [0.0, 0.0]  # only empty references
+
+
+# ------------------------------------------------------------------ end of sentence as a word (SCST reward)
+
+
+def _with_eos(caption: str, ended: bool = True) -> str:
+    return " ".join(tokenize(caption) + (["<eos>"] if ended else []))
+
+
+def test_eos_mode_df_and_scores_equal_pycocoevalcap_on_strings_with_eos(data):
+    corpus, candidates, video_ids, _ = data
+    cider = CiderD(corpus, eos=True)
+    scorer = CiderScorer(n=4, sigma=6.0)
+    for refs in corpus.values():
+        scorer += (None, [_with_eos(r) for r in refs])
+    scorer.compute_doc_freq()
+    assert cider.document_frequency() == dict(scorer.document_frequency)
+    assert cider.document_frequency()[("<eos>",)] == len(corpus)
+
+    ended = [i % 5 != 0 for i in range(len(candidates))]  # every 5th sample was cut at the length limit
+    ours = cider.score(candidates, video_ids, ended=ended)
+    expected = reference_scores([_with_eos(c, e) for c, e in zip(candidates, ended)],
+                                [[_with_eos(r) for r in corpus[v]] for v in video_ids],
+                                cider.document_frequency(), cider.num_documents)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9)
+    # ... and differs from the plain mode, so the test can tell the modes apart
+    assert np.abs(ours - CiderD(corpus).score(candidates, video_ids)).max() > 0.1
+
+    rng = random.Random(5)
+    refs = [[random_caption(rng, rng.randint(1, 8)) for _ in range(rng.randint(1, 4))] for _ in candidates]
+    ours = cider.score_refs(candidates, refs, ended=ended)
+    expected = reference_scores([_with_eos(c, e) for c, e in zip(candidates, ended)],
+                                [[_with_eos(r) for r in rs] for rs in refs],
+                                cider.document_frequency(), cider.num_documents)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cider.score(candidates, video_ids), cider.score(candidates, video_ids,
+                                                                                ended=[True] * len(candidates)))
+    with pytest.raises(ValueError, match="ended"):
+        cider.score(candidates[:2], video_ids[:2], ended=[True])
+
+
+def test_eos_mode_penalises_a_caption_that_stops_on_an_article():
+    corpus = {"v0": ["a man is playing with a dog", "a man plays with a dog"], "v1": ["a woman is cooking"],
+              "v2": ["a dog runs in a park"]}
+    unfinished = "a man is playing with a"
+    plain, eos = CiderD(corpus), CiderD(corpus, eos=True)
+    # without the end token, the unfinished caption keeps 89% of the full caption's score (every n-gram it has
+    # is in a reference); with it, "a <eos>", "with a <eos>", ... match nothing: it keeps 72%
+    full = "a man is playing with a dog"
+    loss_plain = 1 - plain.score([unfinished], ["v0"])[0] / plain.score([full], ["v0"])[0]
+    loss_eos = 1 - eos.score([unfinished], ["v0"])[0] / eos.score([full], ["v0"])[0]
+    assert loss_plain == pytest.approx(0.109, abs=1e-3) and loss_eos == pytest.approx(0.282, abs=1e-3)

@@ -115,3 +115,11 @@ def test_evaluate_rejects_missing_and_unknown_videos(tmp_path, ann_file):
     save_predictions({"video1": "a man", "video2": "a dog", "video0": "a cat"}, preds)
     with pytest.raises(EvaluationError, match=r"1 predicted videos are not in the references \(e.g. video0\)"):
         main(["--predictions", str(preds), "--ann", str(ann_file), "--split", "test", "--no-meteor"])
+
+
+def test_evaluate_reports_the_bad_ending_rate(tmp_path, ann_file):
+    preds = tmp_path / "preds.json"
+    save_predictions({"video1": "a man is cooking with a", "video2": "a dog is running"}, preds)
+    result = main(["--predictions", str(preds), "--ann", str(ann_file), "--split", "test", "--no-meteor"])
+    assert result["bad_endings"] == 0.5
+    assert json.loads((tmp_path / "preds.metrics.json").read_text())["bad_endings"] == 0.5

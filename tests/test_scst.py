@@ -119,21 +119,58 @@ def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path)
     assert (out / "log.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_train_scst_greedy_baseline_logs_greedy_reward(synth_data, tiny_init_dir, tmp_path):
-    from train import train_scst
+def test_train_scst_defaults_greedy_baseline_and_top5_built_like_make_top5(synth_data, tiny_init_dir, tmp_path,
+                                                                          capsys):
+    """No --baseline/--refs/--top5: the design's greedy baseline on top-5 references built next to the run."""
+    from train import make_top5, train_scst
 
+    args = train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x"))
+    assert (args.baseline, args.refs, args.top5, args.eos_reward) == ("greedy", "top5", None, True)
     out = tmp_path / "scst_greedy"
-    train_scst.main(_scst_args(synth_data, tiny_init_dir, out, "--baseline", "greedy", "--max-steps", "1"))
+    train_scst.main(_scst_args(synth_data, tiny_init_dir, out, "--max-steps", "1"))
     (record,) = _records(out, "train")
     assert np.isfinite(record["reward_greedy"]) and np.isfinite(record["reward_mean"])
     # mean advantage = mean sample reward - mean greedy reward (each video has the same number of samples)
     assert record["adv_mean"] == pytest.approx(record["reward_mean"] - record["reward_greedy"], abs=1e-6)
+    built = out / "train_top5_detail.json"
+    expected = tmp_path / "make_top5.json"
+    make_top5.main(["--ann", str(synth_data / "train_val_videodatainfo.json"), "--out", str(expected)])
+    assert json.loads(built.read_text()) == json.loads(expected.read_text())
+    assert str(built) in capsys.readouterr().out  # named in the run's log
+    info = json.loads((out / "last" / "trainer_info.json").read_text())
+    assert (info["baseline"], info["refs"], info["top5"], info["eos_reward"]) == ("greedy", "top5", str(built), True)
+
+
+def test_scst_reward_scores_the_end_of_sentence_of_finished_samples_only(synth_data):
+    """The reward gives EOS to the samples that ended and not to those cut at the length limit."""
+    from eval.cider import CiderD
+    from train.train_scst import SCSTTask
+    from videoblip2.annotations import load_annotations
+
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    video = next(iter(ann))
+    caption = ann[video][0]
+    # pycocoevalcap-style reference: the corpus with "<eos>" written out, candidates with or without it
+    written = CiderD({v: [c + " <eos>" for c in cs] for v, cs in ann.items()})
+    for eos in (True, False):
+        task = SCSTTask([], CiderD(ann, eos=eos), None, baseline="greedy", num_samples=1, temperature=1.0,
+                        max_new_tokens=None)
+        ended, cut = task.reward([caption, caption], [video, video], [True, False])
+        if eos:
+            assert ended == pytest.approx(written.score([caption + " <eos>"], [video])[0], abs=1e-12)
+            assert cut == pytest.approx(written.score([caption], [video])[0], abs=1e-12)
+            assert ended != cut
+        else:
+            assert ended == cut == pytest.approx(CiderD(ann).score([caption], [video])[0], abs=1e-12)
 
 
 def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
     from train import train_scst
 
     with pytest.raises(SystemExit):
-        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--refs", "top5"))
+        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--refs", "full", "--top5", "f"))
     with pytest.raises(SystemExit):
-        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--num-samples", "1"))
+        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--baseline", "mean",
+                                         "--num-samples", "1"))
+    with pytest.raises(SystemExit):
+        train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--num-samples", "0"))

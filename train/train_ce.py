@@ -30,6 +30,7 @@ from train.tasks import CaptionTask
 from train.trainer import Trainer
 from train.validation import Validator
 from videoblip2.data import CaptionDataset
+from videoblip2.decoding import DecodingOptions, add_decoding_args
 from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
 
@@ -39,6 +40,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_data_args(parser)
     add_optim_args(parser, lr=1e-4)
     add_run_args(parser, epochs=10, batch_size=32, unit="caption pairs")
+    add_decoding_args(parser, num_beams=1, title="decoding (validation)")
     parser.add_argument("--activation-checkpointing", nargs="+", default=[], metavar="PART",
                         choices=CHECKPOINTABLE_PARTS,
                         help="recompute these parts' layers in backward instead of keeping their activations: "
@@ -69,7 +71,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     validator = None
     if val_ann:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
-        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision)
+        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
+                              DecodingOptions.from_args(args))
     else:
         print_main(dist, "warning: no validation annotations (--val-ann, or an official --ann with a "
                      f"'{args.val_split}' split): no validation, no best/")

@@ -1,13 +1,17 @@
 """Self-critical sequence training (SCST) of a train_ce model with a CIDEr-D reward.
 
     python -m train.train_scst --model runs/ce --features data/synth \\
-        --ann data/synth/train_val_videodatainfo.json --out runs/scst --baseline mean --lr 1e-5
+        --ann data/synth/train_val_videodatainfo.json --out runs/scst --lr 1e-5
 
-For every training video: K captions sampled from the model (multinomial, temperature 1, --num-samples K)
-and, with `--baseline greedy`, the greedy caption; the video is encoded once for all of them
-(VideoBLIP2.sample_with_logprobs). Reward: CIDEr-D (eval.cider.CiderD) with document frequencies from the
-full training references, scored against the video's full caption set (`--refs full`) or its top-5 subset
-(`--refs top5 --top5 train_top5_detail.json`, from `python -m train.make_top5`). Advantage and loss: see
+The design's recipe by default (Rennie et al. 2017; the design doc): for every training video K captions
+sampled from the model (plain multinomial at --temperature, --num-samples K) and its greedy caption, the
+video encoded once for all of them (VideoBLIP2.sample_with_logprobs, which scores exactly the distribution
+it samples from). Reward: CIDEr-D (eval.cider.CiderD) with document frequencies from the full training
+references and the end of sentence scored as a word (`--no-eos-reward` turns that off), against the video's
+top-5 reference subset (`--refs top5`; built from --ann with train.make_top5's ranking and written to
+OUT/train_top5_detail.json unless --top5 FILE is given) or its full caption set (`--refs full`). Baseline:
+the greedy caption's reward (`--baseline greedy`), or the mean reward of the other K-1 samples
+(`--baseline mean`, self-critical.pytorch's "new SCST" variant, no greedy pass). Advantage and loss: see
 train/scst.py. Logging, checkpoints (last/, best/ by validation CIDEr-D, state/), resume and multi-process
 training are those of train_ce (train/trainer.py).
 """
@@ -15,6 +19,7 @@ training are those of train_ce (train/trainer.py).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +31,8 @@ from train.distributed import DistInfo
 from train.errors import TrainingError
 from train.launch import cli, run
 from train.logger import print_main
+from train.make_top5 import OUTPUT_NAME as TOP5_NAME
+from train.make_top5 import select_top, write_records
 from train.model_setup import build_model, load_resumed_model, place_model
 from train.params import add_data_args, add_model_args, add_optim_args, add_run_args
 from train.run_dir import prepare_output
@@ -35,6 +42,7 @@ from train.trainer import Trainer
 from train.validation import Validator, model_inputs
 from videoblip2.annotations import load_annotations
 from videoblip2.data import VideoDataset
+from videoblip2.decoding import DecodingOptions, add_decoding_args
 from videoblip2.modeling import SampleOutput, VideoBLIP2
 
 
@@ -42,18 +50,20 @@ class SamplingPolicy(nn.Module):
     """The module DistributedDataParallel wraps for SCST: its forward is VideoBLIP2.sample_with_logprobs."""
 
     def __init__(self, model: VideoBLIP2, num_samples: int, temperature: float, include_greedy: bool,
-                 max_new_tokens: int | None):
+                 max_new_tokens: int | None, block_bad_endings: bool = False):
         super().__init__()
         self.model = model
         self.num_samples = num_samples
         self.temperature = temperature
         self.include_greedy = include_greedy
         self.max_new_tokens = max_new_tokens
+        self.block_bad_endings = block_bad_endings
 
     def forward(self, video, video_mask, audio, audio_mask) -> SampleOutput:
         return self.model.sample_with_logprobs(
             video, video_mask, audio, audio_mask, num_samples=self.num_samples, temperature=self.temperature,
-            include_greedy=self.include_greedy, max_new_tokens=self.max_new_tokens)
+            include_greedy=self.include_greedy, max_new_tokens=self.max_new_tokens,
+            block_bad_endings=self.block_bad_endings)
 
 
 class SCSTTask(Task):
@@ -64,7 +74,7 @@ class SCSTTask(Task):
     plot_keys = ("reward_mean", "reward_greedy", "adv_abs_mean")
 
     def __init__(self, videos: VideoDataset, cider, refs: Mapping[str, Sequence[str]] | None, *, baseline: str,
-                 num_samples: int, temperature: float, max_new_tokens: int | None):
+                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False):
         self.videos = videos
         self.num_items = len(videos)
         self.cider = cider
@@ -73,18 +83,21 @@ class SCSTTask(Task):
         self.num_samples = num_samples
         self.temperature = temperature
         self.max_new_tokens = max_new_tokens
+        self.block_bad_endings = block_bad_endings
 
     def normalizer(self, indices: np.ndarray) -> float:
         return float(len(indices) * self.num_samples)
 
     def forward_module(self, model: VideoBLIP2) -> nn.Module:
         return SamplingPolicy(model, self.num_samples, self.temperature, self.baseline == "greedy",
-                              self.max_new_tokens)
+                              self.max_new_tokens, self.block_bad_endings)
 
-    def reward(self, captions: Sequence[str], video_ids: Sequence[str]) -> np.ndarray:
+    def reward(self, captions: Sequence[str], video_ids: Sequence[str],
+               ended: Sequence[bool] | None = None) -> np.ndarray:
+        """CIDEr-D of each caption; `ended`: which captions ended with EOS (the end word of an eos reward)."""
         if self.refs is None:
-            return self.cider.score(captions, video_ids)
-        return self.cider.score_refs(captions, [self.refs[v] for v in video_ids])
+            return self.cider.score(captions, video_ids, ended=ended)
+        return self.cider.score_refs(captions, [self.refs[v] for v in video_ids], ended=ended)
 
     def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
         batch = self.videos.batch(indices)
@@ -93,11 +106,12 @@ class SCSTTask(Task):
         module.eval()
         out: SampleOutput = module(**model_inputs(batch))
         ids, k = batch["video_ids"], self.num_samples
-        rewards = torch.as_tensor(self.reward(out.captions, [v for v in ids for _ in range(k)]),
+        rewards = torch.as_tensor(self.reward(out.captions, [v for v in ids for _ in range(k)], out.ended.tolist()),
                                   dtype=torch.float32).view(len(ids), k)  # (B, K)
         greedy = None
         if out.greedy_captions is not None:
-            greedy = torch.as_tensor(self.reward(out.greedy_captions, ids), dtype=torch.float32)  # (B,)
+            greedy = torch.as_tensor(self.reward(out.greedy_captions, ids, out.greedy_ended.tolist()),
+                                     dtype=torch.float32)  # (B,)
         advantages = scst_advantages(rewards, self.baseline, greedy)  # (B, K)
         loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=1.0)
         n = float(rewards.numel())
@@ -129,21 +143,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     group = parser.add_argument_group("SCST")
     group.add_argument("--num-samples", type=int, default=5, help="K sampled captions per video")
     group.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    group.add_argument("--baseline", choices=BASELINES, default="mean",
-                       help="mean: mean reward of the other K-1 samples (no greedy pass; works better); "
-                            "greedy: reward of the greedy caption (the original design)")
-    group.add_argument("--refs", choices=("full", "top5"), default="full",
-                       help="reward references: the video's full caption set, or its top-5 subset (--top5)")
-    group.add_argument("--top5", default=None, help="train_top5_detail.json written by python -m train.make_top5")
+    group.add_argument("--baseline", choices=BASELINES, default="greedy",
+                       help="greedy: reward of the greedy caption (Rennie et al. 2017, the design; default); mean: "
+                            "mean reward of the other K-1 samples (self-critical.pytorch's 'new SCST', no greedy pass)")
+    group.add_argument("--refs", choices=("full", "top5"), default="top5",
+                       help="reward references: the video's top-5 subset (the design's train_top5_detail.json; "
+                            "default) or its full caption set")
+    group.add_argument("--top5", default=None,
+                       help="top-5 file from python -m train.make_top5 (default: built from --ann with the same "
+                            f"ranking and written to OUT/{TOP5_NAME})")
+    group.add_argument("--no-eos-reward", dest="eos_reward", action="store_false",
+                       help="score captions without the end of sentence as a word (by default, as in "
+                            "self-critical.pytorch, it is one: a caption stopping on 'a' or 'with' loses reward)")
     group.add_argument("--max-sample-len", type=int, default=None,
                        help="longest sample in tokens, EOS included (default: the model's max_caption_len)")
     add_optim_args(parser, lr=1e-5, weight_decay=0.0, warmup_ratio=0.0)
     add_run_args(parser, epochs=5, batch_size=8, unit="videos")
+    add_decoding_args(parser, num_beams=1, title="decoding (validation; --block-bad-endings also applies to sampling)")
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error("--model is required: a train_ce output directory or a save_pretrained directory")
-    if args.refs == "top5" and not args.top5:
-        parser.error("--refs top5 needs --top5 FILE (python -m train.make_top5 writes it)")
+    if args.top5 and args.refs != "top5":
+        parser.error("--top5 FILE is for --refs top5")
     if args.num_samples < 1 or (args.baseline == "mean" and args.num_samples < 2):
         parser.error("--num-samples must be >= 1, and >= 2 with --baseline mean")
     return args
@@ -158,6 +179,15 @@ def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
     return top5
 
 
+def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo) -> tuple[dict[str, list[str]], Path]:
+    """train.make_top5's subset of `train_ann` (consensus ranking, k=5), written to OUT/train_top5_detail.json."""
+    top5 = select_top(train_ann, k=5, by="consensus")
+    path = out / TOP5_NAME
+    if dist.is_main:
+        write_records(top5, path)
+    return top5, path
+
+
 def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     from eval.cider import CiderD
 
@@ -170,21 +200,31 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     store = feature_store(args.features, list(train_ann), config, args, dist)
     videos = VideoDataset(store)
     # Document frequencies from the full training references, whatever references the reward scores against.
-    cider = CiderD({v: train_ann[v] for v in store.video_ids})
-    refs = _load_top5(args.top5, store.video_ids) if args.refs == "top5" else None
-    print_main(dist, f"reward: CIDEr-D, df over {cider.num_documents} training videos, refs = "
-                 f"{'top-5 subset ' + args.top5 if refs else 'full caption sets'}; baseline {args.baseline}, "
-                 f"K = {args.num_samples}, temperature {args.temperature}")
+    cider = CiderD({v: train_ann[v] for v in store.video_ids}, eos=args.eos_reward)
+    refs, top5_path = None, None
+    if args.refs == "top5" and args.top5:
+        refs, top5_path = _load_top5(args.top5, store.video_ids), args.top5
+    elif args.refs == "top5":
+        refs, top5_path = build_top5(train_ann, out, dist)
+        print_main(dist, f"top-5 references: built from {args.ann} (train.make_top5 ranking) -> {top5_path}")
+    print_main(dist, f"reward: CIDEr-D{' with the end of sentence as a word' if args.eos_reward else ''}, df over "
+                 f"{cider.num_documents} training videos, refs = "
+                 f"{f'top-5 subset {top5_path}' if refs else 'full caption sets'}; baseline {args.baseline}, "
+                 f"K = {args.num_samples}, temperature {args.temperature}"
+                 f"{', bad endings blocked' if args.block_bad_endings else ''}")
+    decoding = DecodingOptions.from_args(args)
     validator = None
     if val_ann:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
-        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision)
+        validator = Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision, decoding)
     else:
         print_main(dist, "warning: no validation annotations: no validation, no best/")
     task = SCSTTask(videos, cider, refs, baseline=args.baseline, num_samples=args.num_samples,
-                    temperature=args.temperature, max_new_tokens=args.max_sample_len)
-    info = {"baseline": args.baseline, "refs": args.refs, "num_samples": args.num_samples,
-            "init": str(args.model)}
+                    temperature=args.temperature, max_new_tokens=args.max_sample_len,
+                    block_bad_endings=args.block_bad_endings)
+    info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
+            "eos_reward": args.eos_reward, "num_samples": args.num_samples, "init": str(args.model),
+            "decoding": decoding.to_dict()}
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=info)
     return trainer.fit()
 
@@ -194,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return run(train, parse_args(argv))
 
 
-__all__ = ["SCSTTask", "SamplingPolicy", "main", "parse_args", "train"]
+__all__ = ["SCSTTask", "SamplingPolicy", "build_top5", "main", "parse_args", "train"]
 
 if __name__ == "__main__":
     cli(main)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum
 from train.precision import autocast, uses_bf16
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, VideoDataset
+from videoblip2.decoding import DecodingOptions, bad_ending_rate
 from videoblip2.modeling import VideoBLIP2
 from videoblip2.predict import predict_captions
 
@@ -26,15 +27,18 @@ def caption_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def generate_captions(model: VideoBLIP2, videos: VideoDataset, *, batch_size: int = 32, precision: str = "auto",
-                      num_beams: int = 1, positions: Sequence[int] | np.ndarray | None = None) -> dict[str, str]:
+                      decoding: DecodingOptions | None = None,
+                      positions: Sequence[int] | np.ndarray | None = None) -> dict[str, str]:
     """{video_id: caption} for `videos` (or its `positions`), greedy by default, in eval mode."""
     use_bf16 = uses_bf16(model.device, precision)
-    return predict_captions(model, videos, batch_size=batch_size, num_beams=num_beams, progress=False,
+    return predict_captions(model, videos, batch_size=batch_size, progress=False, decoding=decoding or DecodingOptions(),
                             indices=positions, autocast_dtype=torch.bfloat16 if use_bf16 else None)
 
 
 class Validator:
-    """Validation loss (teacher-forced, every (video, caption) pair) and greedy-decoding CIDEr-D.
+    """Validation loss (teacher-forced, every (video, caption) pair), CIDEr-D and bad-ending rate of decoded captions.
+
+    Decoding: `decoding` (the --num-beams, --block-bad-endings, ... flags of train_ce / train_scst; default greedy).
 
     The CIDEr-D is eval.cider.CiderD with document frequencies over the *validation* references (fast, no
     Java; close to pycocoevalcap's Cider on the same split, which also takes its df from the references
@@ -43,9 +47,10 @@ class Validator:
     """
 
     def __init__(self, model: VideoBLIP2, store: FeatureStore, annotations: Mapping[str, Sequence[str]],
-                 dist: DistInfo, batch_size: int, precision: str):
+                 dist: DistInfo, batch_size: int, precision: str, decoding: DecodingOptions | None = None):
         from eval.cider import CiderD
 
+        self.decoding = decoding or DecodingOptions()
         self.dist = dist
         self.batch_size = batch_size
         self.precision = precision
@@ -68,7 +73,7 @@ class Validator:
             loss_sum += caption_loss_sum(logits, batch["labels"]).item()
             tokens += float((batch["labels"] != IGNORE_INDEX).sum())
         captions = generate_captions(model, self.videos, batch_size=self.batch_size, precision=self.precision,
-                                     positions=np.arange(dist.rank, len(self.videos), dist.world_size))
+                                     decoding=self.decoding, positions=np.arange(dist.rank, len(self.videos), dist.world_size))
         loss_sum, tokens = all_reduce_sum(np.array([loss_sum, tokens]), dist)
         if dist.distributed:
             for part in all_gather_objects(captions, dist):
@@ -79,6 +84,7 @@ class Validator:
         return {
             "val_loss": float(loss_sum / max(tokens, 1.0)),
             "val_cider": float(scores.mean()),
+            "val_bad_endings": bad_ending_rate(captions[v] for v in ids),
             "val_videos": len(ids),
             "examples": [{"video_id": v, "caption": captions[v], "reference": self.refs[v][0]} for v in ids[:3]],
         }

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .data import lengths_to_mask, pad_or_subsample
+from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args
 from .extract import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_CLIP_MODEL,
@@ -29,6 +30,7 @@ from .extract import (
     DEFAULT_HOP_S,
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
+    VIDEO_EXTENSIONS,
     ClapWindowEncoder,
     ClipFrameEncoder,
     ExtractionError,
@@ -36,6 +38,7 @@ from .extract import (
     auto_device,
     load_clap,
     load_clip,
+    videos_in,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,24 @@ def _pad(rows: list[np.ndarray | None], max_len: int, dim: int) -> tuple[torch.T
         if array is not None:
             out[i], lengths[i] = pad_or_subsample(array, max_len)
     return torch.from_numpy(out).float(), lengths_to_mask(torch.from_numpy(lengths), max_len)
+
+
+def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """Each folder becomes the video files under it (recursively, sorted), as the extractors read folders.
+
+    Raises:
+        FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+    """
+    out: list[str | os.PathLike] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = videos_in(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
+            out += [str(f) for f in found]
+        else:
+            out.append(path)
+    return out
 
 
 def caption_videos(
@@ -66,11 +87,12 @@ def caption_videos(
     max_new_tokens: int | None = None,
     prompt: str | None = None,
     on_error: str = "raise",
+    decoding: DecodingOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Caption video files.
 
     Args:
-        paths: video files (any container/codec FFmpeg reads).
+        paths: video files (any container/codec FFmpeg reads) or folders of them (see `expand_folders`).
         model: a ``VideoBLIP2`` or a ``save_pretrained`` directory.
         clip: frame encoder (``videoblip2.extract.load_clip``); default ViT-L-14 with OpenAI weights (a
             download). Its ``dim`` must equal ``model.config.video_dim``.
@@ -78,6 +100,8 @@ def caption_videos(
         fps: sample frames at this rate instead of ``model.config.max_frames`` uniform frames.
         window_s, hop_s, silence_threshold: audio windows, as in ``features.audio``.
         batch_size, num_beams, max_new_tokens, prompt: generation (``VideoBLIP2.generate``).
+        decoding: all decoding options (``videoblip2.decoding.DecodingOptions``); replaces ``num_beams`` and
+            ``max_new_tokens`` when given.
         on_error: "raise" (ExtractionError) or "record" (the video's entry gets "error", caption None).
 
     Returns:
@@ -100,6 +124,10 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
+    paths = expand_folders(paths)
+    if decoding is None:
+        decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     results: list[dict[str, Any]] = []
     features: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # (result index, video, audio)
     for path in paths:
@@ -124,8 +152,7 @@ def caption_videos(
         chunk = features[start : start + batch_size]
         video, video_mask = _pad([v for _, v, _ in chunk], config.max_frames, config.video_dim)
         audio, audio_mask = _pad([a for _, _, a in chunk], config.max_audio_windows, config.audio_dim)
-        captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, num_beams=num_beams,
-                                  max_new_tokens=max_new_tokens)
+        captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, **generate_kwargs)
         for (index, _, _), caption in zip(chunk, captions):
             results[index]["caption"] = caption
     return results
@@ -134,7 +161,7 @@ def caption_videos(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("videos", nargs="+", help="video files")
+    parser.add_argument("videos", nargs="+", help="video files or folders (searched recursively for videos)")
     parser.add_argument("--model", required=True, help="VideoBLIP2 save_pretrained directory")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
@@ -148,9 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clap.add_argument("--clap-model", default=DEFAULT_CLAP_MODEL, help="laion_clap audio config or .json")
     clap.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
     clap.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="audio hop, seconds")
-    gen = parser.add_argument_group("generation")
-    gen.add_argument("--num-beams", type=int, default=1)
-    gen.add_argument("--max-new-tokens", type=int)
+    gen = add_decoding_args(parser, num_beams=PREDICT_NUM_BEAMS, title="generation")
     gen.add_argument("--prompt", help="default: the model's config.prompt")
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--device", default="auto", help="cuda, cpu or auto")
@@ -173,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             logger.warning("no --clap checkpoint: captioning without sound")
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
-                                 hop_s=args.hop, batch_size=args.batch_size, num_beams=args.num_beams,
-                                 max_new_tokens=args.max_new_tokens, prompt=args.prompt, on_error="record")
-    except (CheckpointError, ExtractorModelError) as e:
+                                 hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
+                                 decoding=DecodingOptions.from_args(args))
+    except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

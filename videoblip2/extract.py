@@ -68,6 +68,11 @@ class ExtractorModelError(RuntimeError):
 # pure helpers
 
 
+def videos_in(folder: str | os.PathLike) -> list[Path]:
+    """The video files (by extension, ``VIDEO_EXTENSIONS``) under ``folder``, searched recursively, sorted."""
+    return [f for f in sorted(Path(folder).rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
+
+
 def sample_frame_indices(
     num_total: int,
     num_frames: int = DEFAULT_NUM_FRAMES,
@@ -186,25 +191,58 @@ def _open_media(path: str | os.PathLike):
         container.close()
 
 
-def probe_video(path: str | os.PathLike) -> tuple[int, float | None]:
-    """(frame count, native fps) of the first video stream; the count is the container's, else one per packet."""
+Segment = tuple[float, float]  # (start, end) in seconds of the file's presentation time; end excluded
+_SEGMENT_TOLERANCE = 1e-3  # seconds: a frame stamped 1.9999 belongs to a segment starting at 2
+
+
+def in_segment(time: float, segment: Segment) -> bool:
+    """True if a frame (or sample) stamped ``time`` seconds lies in ``[start, end)`` (1 ms tolerance)."""
+    start, end = segment
+    return start - _SEGMENT_TOLERANCE <= time < end - _SEGMENT_TOLERANCE
+
+
+def check_segment(segment: Segment | None) -> Segment | None:
+    if segment is not None and not (0 <= segment[0] < segment[1] and math.isfinite(segment[1])):
+        raise ValueError(f"a segment needs 0 <= start < end, got {segment}")
+    return segment
+
+
+def probe_video(path: str | os.PathLike, segment: Segment | None = None) -> tuple[int, float | None]:
+    """(frame count, native fps) of the first video stream; the count is the container's, else one per packet.
+
+    With ``segment``: the count of frames whose timestamps lie in it (packets are counted, nothing decoded).
+    """
     av = _av()
+    check_segment(segment)
     with _open_media(path) as container:
         if not container.streams.video:
             raise ExtractionError(f"{path}: no video stream")
         stream = container.streams.video[0]
         native_fps = float(stream.average_rate) if stream.average_rate else None
-        if stream.frames and stream.frames > 0:
+        if segment is None and stream.frames and stream.frames > 0:
             return int(stream.frames), native_fps
         try:  # webm/mkv headers carry no count: demux (no decoding) and count the packets
-            return sum(1 for packet in container.demux(stream) if packet.size > 0), native_fps
+            packets = (p for p in container.demux(stream) if p.size > 0)
+            if segment is None:
+                return sum(1 for _ in packets), native_fps
+            return sum(1 for p in packets if p.pts is not None and in_segment(float(p.pts * p.time_base), segment)), \
+                native_fps
         except av.FFmpegError as e:
             raise ExtractionError(f"{path}: cannot read ({e})") from None
 
 
+def _seek(container, stream, start: float) -> None:
+    """Seek to the keyframe at or before ``start`` seconds (decoding then runs forward to it)."""
+    if start > 0 and stream.time_base:
+        container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
+
+
 def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callable,
-               threads: int = 0) -> tuple[list, int]:
+               threads: int = 0, segment: Segment | None = None) -> tuple[list, int]:
     """Decode frames up to ``max(indices)``; returns (converted frames at ``indices``, frames decoded).
+
+    With ``segment`` the frames are counted from the first one in the segment, and those after it are not
+    reached.
 
     Decoding stops at the first error once some frames came out (a truncated file) and reports how far it
     got; a file where nothing decodes raises ExtractionError.
@@ -221,7 +259,13 @@ def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callabl
         if threads > 0:
             stream.thread_count = threads
         try:
+            if segment is not None:
+                _seek(container, stream, segment[0])
             for frame in container.decode(stream):
+                if segment is not None and frame.time is not None and not in_segment(frame.time, segment):
+                    if frame.time >= segment[1] - _SEGMENT_TOLERANCE:
+                        break
+                    continue  # before the segment: decoded from the keyframe on, not kept
                 if decoded in wanted:
                     out[wanted[decoded]] = convert(frame)
                 decoded += 1
@@ -241,8 +285,12 @@ def decode_frames(
     fps: float | None = None,
     transform: Callable[[Any], Any] | None = None,
     threads: int = 0,
+    segment: Segment | None = None,
 ) -> np.ndarray:
     """Decode the sampled frames of a video as RGB: uint8 ``(T, H, W, 3)``, ``T = len(sample_frame_indices)``.
+
+    With ``segment=(start, end)`` (seconds) only the frames stamped in ``[start, end)`` are sampled from: a
+    clip cut out of a longer video (VATEX, MSVD and MSR-VTT clips are segments of YouTube videos).
 
     Args:
         path: the video file.
@@ -251,11 +299,12 @@ def decode_frames(
         transform: applied to each kept frame as a PIL image (e.g. CLIP's resize + centre crop, see
             :meth:`ClipFrameEncoder.prepare`); its output must be a PIL image or an ``(H, W, 3)`` array.
         threads: FFmpeg decoding threads (0: FFmpeg's choice, one per core; give less in worker processes).
+        segment: ``(start_s, end_s)`` to sample from instead of the whole video.
 
     Raises:
-        ExtractionError: the file cannot be opened, has no video stream or no decodable frame.
+        ExtractionError: the file cannot be opened, has no video stream or no decodable frame (in the segment).
     """
-    total, native_fps = probe_video(path)
+    total, native_fps = probe_video(path, segment)
     if fps is not None and native_fps is None:
         raise ExtractionError(f"{path}: unknown frame rate, cannot sample at --fps {fps}")
 
@@ -267,20 +316,25 @@ def decode_frames(
 
     indices = sample_frame_indices(total, num_frames, fps=fps, native_fps=native_fps)
     if not indices:
-        raise ExtractionError(f"{path}: the video stream has no frames")
-    frames, decoded = _decode_at(path, indices, convert, threads)
+        where = f" in the segment {segment[0]:g}-{segment[1]:g} s" if segment is not None else ""
+        raise ExtractionError(f"{path}: the video stream has no frames{where}")
+    frames, decoded = _decode_at(path, indices, convert, threads, segment)
     if any(frame is None for frame in frames):
         # The header promised more frames than the file holds (truncated file, wrong metadata):
         # sample again over the frames that really decode.
         indices = sample_frame_indices(decoded, num_frames, fps=fps, native_fps=native_fps)
-        frames, _ = _decode_at(path, indices, convert, threads)
+        frames, _ = _decode_at(path, indices, convert, threads, segment)
         if any(frame is None for frame in frames):
             raise ExtractionError(f"{path}: frames disappeared between two decodes")
     return np.stack(frames)
 
 
-def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE) -> np.ndarray | None:
+def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
+                 segment: Segment | None = None) -> np.ndarray | None:
     """The first audio track as float32 mono at ``sample_rate``: ``(N,)``; None if the file has no audio stream.
+
+    With ``segment=(start, end)`` (seconds) only the samples of ``[start, end)`` are returned (decoding seeks
+    to the start and stops after the end).
 
     FFmpeg (libswresample) resamples each channel; the channels are then averaged, which equals downmixing
     first since both steps are linear, and gives a plain (L+R)/2 whatever FFmpeg's downmix matrix would be.
@@ -289,7 +343,9 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE) -
         ExtractionError: the file cannot be opened, or its audio stream cannot be decoded at all.
     """
     av = _av()
+    check_segment(segment)
     chunks: list[np.ndarray] = []
+    first_time: float | None = None  # seconds of the first decoded sample (the resampled track starts there)
     with _open_media(path) as container:
         if not container.streams.audio:
             return None
@@ -301,7 +357,14 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE) -
                 chunks.append(out.to_ndarray().reshape(out.layout.nb_channels, -1).mean(axis=0))
 
         try:
+            if segment is not None:
+                _seek(container, stream, segment[0])
             for frame in container.decode(stream):
+                if segment is not None:
+                    if first_time is None:
+                        first_time = frame.time if frame.time is not None else 0.0
+                    elif frame.time is not None and frame.time >= segment[1]:
+                        break
                 take(resampler.resample(frame))
         except av.FFmpegError as e:
             if not chunks:
@@ -310,7 +373,11 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE) -
         take(resampler.resample(None))  # flush the resampler's delay line
     if not chunks:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    wave = np.concatenate(chunks).astype(np.float32, copy=False)
+    if segment is not None:
+        begin = max(0, int(round((segment[0] - (first_time or 0.0)) * sample_rate)))
+        wave = wave[begin : max(begin, int(round((segment[1] - (first_time or 0.0)) * sample_rate)))]
+    return wave
 
 
 def is_silent(wave: np.ndarray | None, threshold: float = DEFAULT_SILENCE_THRESHOLD) -> bool:
@@ -410,9 +477,9 @@ class ClipFrameEncoder:
         return out.float().cpu()
 
     def encode_video(self, path: str | os.PathLike, num_frames: int = DEFAULT_NUM_FRAMES,
-                     fps: float | None = None) -> np.ndarray:
-        """One video file -> float16 ``(T, dim)``."""
-        frames = decode_frames(path, num_frames, fps=fps, transform=self.prepare)
+                     fps: float | None = None, segment: Segment | None = None) -> np.ndarray:
+        """One video file (or its ``segment``, seconds) -> float16 ``(T, dim)``."""
+        frames = decode_frames(path, num_frames, fps=fps, transform=self.prepare, segment=segment)
         return self.encode(frames).numpy().astype(np.float16)
 
 
@@ -648,9 +715,11 @@ class ClapWindowEncoder:
 
     def encode_video(self, path: str | os.PathLike, window_s: float = DEFAULT_WINDOW_S,
                      hop_s: float = DEFAULT_HOP_S, max_windows: int | None = DEFAULT_MAX_WINDOWS,
-                     silence_threshold: float = DEFAULT_SILENCE_THRESHOLD) -> np.ndarray | None:
-        """One video file -> float16 ``(T_a, dim)``, or None if it has no audio stream or only silence."""
-        wave = decode_audio(path, self.sample_rate)
+                     silence_threshold: float = DEFAULT_SILENCE_THRESHOLD,
+                     segment: Segment | None = None) -> np.ndarray | None:
+        """One video file (or its ``segment``, seconds) -> float16 ``(T_a, dim)``, or None if it has no audio
+        stream or only silence."""
+        wave = decode_audio(path, self.sample_rate, segment)
         if is_silent(wave, silence_threshold):
             return None
         windows = audio_windows(wave, window_s, hop_s, max_windows, self.sample_rate)

@@ -12,12 +12,15 @@ The prompt is the caption instruction shared by the batch, or one per sample (a 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
     AutoTokenizer,
+    GenerationConfig,
     InstructBlipQFormerConfig,
     InstructBlipQFormerModel,
     LogitsProcessor,
@@ -76,6 +80,8 @@ class SampleOutput:
     logprobs: torch.Tensor  # (B*K,) sum of token log-probs under the mask
     captions: list[str]  # B*K strings, sample k of video b at index b*K + k
     greedy_captions: list[str] | None = None  # B strings when asked for
+    ended: torch.Tensor | None = None  # (B*K,) bool: the sample ended with EOS (False: cut at the length limit)
+    greedy_ended: torch.Tensor | None = None  # (B,) bool, the same for the greedy captions
 
 
 def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlipQFormerConfig:
@@ -364,13 +370,18 @@ class VideoBLIP2(nn.Module):
         max_new_tokens: int | None = None,
         include_greedy: bool = False,
         prompt: Prompt = None,
+        block_bad_endings: bool = False,
         **generate_kwargs,
     ) -> SampleOutput:
         """Sample K captions per video for SCST, and their log-probs with gradients.
 
         Each video is encoded once (Q-Formers and T5 encoder, with grad); the K samples reuse that encoder
         output. Sampling runs without grad, then one teacher-forced decoder pass over all B*K samples gives
-        the log-probs with grad. Log-probs are taken at `temperature` (the policy that was sampled).
+        the log-probs with grad. The samples come from exactly the distribution that is scored: sampling uses
+        `scst_sampling_config` (plain multinomial at `temperature`), not the base T5's generation_config
+        (whose repetition_penalty, no_repeat_ngram_size, ... would change what is drawn but not the
+        log-probs), and the log-probs apply the same processing: `temperature`, and with
+        `block_bad_endings` EOS forbidden right after a bad ending (videoblip2.decoding.BlockBadEndings).
         `include_greedy` adds each video's greedy caption, decoded in the same `t5.generate` call as the
         samples. `generate_kwargs` go to that call (e.g. `cache_implementation="static"`).
         """
@@ -387,18 +398,27 @@ class VideoBLIP2(nn.Module):
             # separate greedy generate, and the greedy captions are the same.
             hidden, mask = sample_hidden.detach(), sample_mask
             processors = []
+            blocker = None
+            if block_bad_endings:
+                from .decoding import BlockBadEndings
+
+                blocker = BlockBadEndings(self.t5_tokenizer)
+                processors.append(blocker)  # before GreedyRows: the greedy rows take the best allowed token
             if include_greedy:
                 hidden = torch.cat([hidden, encoder_hidden.detach()])
                 mask = torch.cat([mask, attention_mask])
                 greedy_rows = torch.arange(hidden.shape[0], device=hidden.device) >= n_samples
                 processors.append(GreedyRows(greedy_rows))
-            decoded = self.t5.generate(
-                encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                do_sample=True, top_k=0, top_p=1.0, temperature=temperature, num_beams=1,
-                max_new_tokens=max_new_tokens or self.config.max_caption_len,
-                logits_processor=LogitsProcessorList(processors), **generate_kwargs,
-            )[:, 1:]  # drop the decoder start token
+            sampling = scst_sampling_config(self.t5.get_base_model(), temperature,
+                                            max_new_tokens or self.config.max_caption_len)
+            with _generation_config(self.t5.get_base_model(), sampling):
+                decoded = self.t5.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                    generation_config=sampling, logits_processor=LogitsProcessorList(processors), **generate_kwargs,
+                )[:, 1:]  # drop the decoder start token
+        eos = self.t5_tokenizer.eos_token_id
         greedy_captions = self._decode(decoded[n_samples:]) if include_greedy else None
+        greedy_ended = (decoded[n_samples:] == eos).any(dim=1) if include_greedy else None
         sequences = decoded[:n_samples]
         token_mask = caption_token_mask(sequences, self.t5_tokenizer.eos_token_id)
         sequences = sequences.masked_fill(token_mask == 0, self.t5_tokenizer.pad_token_id)
@@ -407,13 +427,18 @@ class VideoBLIP2(nn.Module):
         captions = self._decode(sequences)
         # decoder_input_ids rather than labels: with labels T5 also computes a cross-entropy over the whole
         # vocabulary that nothing reads. These are the inputs T5 derives from labels (_shift_right).
+        decoder_input_ids = self.t5.get_base_model()._shift_right(sequences)
         out = self.t5(
             encoder_outputs=(sample_hidden,),
             attention_mask=sample_mask,
-            decoder_input_ids=self.t5.get_base_model()._shift_right(sequences),
+            decoder_input_ids=decoder_input_ids,
             use_cache=False,
         )
-        logp = F.log_softmax(out.logits.float() / temperature, dim=-1)
+        logits = out.logits.float()
+        if blocker is not None:  # the sampler's processing, position by position
+            is_eos = torch.arange(logits.shape[-1], device=logits.device) == eos  # (V,)
+            logits = logits.masked_fill(blocker.blocked(decoder_input_ids).unsqueeze(-1) & is_eos, float("-inf"))
+        logp = F.log_softmax(logits / temperature, dim=-1)
         token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * token_mask
         return SampleOutput(
             sequences=sequences,
@@ -421,6 +446,8 @@ class VideoBLIP2(nn.Module):
             logprobs=token_logp.sum(dim=1),
             captions=captions,
             greedy_captions=greedy_captions,
+            ended=(sequences == eos).any(dim=1),
+            greedy_ended=greedy_ended,
         )
 
     # ------------------------------------------------------------------ parameters
@@ -565,10 +592,14 @@ class VideoBLIP2(nn.Module):
             raise CheckpointError(str(e)) from None
         model = cls(
             config,
-            t5_tokenizer=AutoTokenizer.from_pretrained(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=AutoTokenizer.from_pretrained(path / QFORMER_TOKENIZER_DIR),
+            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
         )
-        state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        try:
+            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: cannot read the weights ({type(error).__name__}: "
+                                  f"{error}); the file is truncated or corrupt, copy or save it again") from None
         expected = model.state_dict()
         unexpected = sorted(set(state) - set(expected))
         if unexpected:
@@ -588,6 +619,33 @@ class VideoBLIP2(nn.Module):
         return model.to(map_location).eval()  # like transformers' from_pretrained: ready for inference
 
 
+def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max_new_tokens: int) -> GenerationConfig:
+    """Plain multinomial sampling at `temperature`: every logits processor and warper off, nothing inherited.
+
+    The fields a processor reads are set to their do-nothing values; `_generation_config` then stands this
+    config in for the T5's own during the call, so no field left unset is filled from a hub generation_config.
+    """
+    return GenerationConfig(
+        do_sample=True, num_beams=1, num_return_sequences=1, temperature=temperature, top_k=0, top_p=1.0,
+        typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_length=0,
+        min_new_tokens=0, max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
+        remove_invalid_values=False, decoder_start_token_id=t5.config.decoder_start_token_id,
+        eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id,
+    )
+
+
+@contextlib.contextmanager
+def _generation_config(t5: T5ForConditionalGeneration, config: GenerationConfig):
+    """`t5.generation_config` is `config` inside the block (transformers fills unset fields from it)."""
+    saved = t5.generation_config
+    t5.generation_config = config
+    try:
+        yield
+    finally:
+        t5.generation_config = saved
+
+
 class GreedyRows(LogitsProcessor):
     """Turns some rows of a sampling decode into greedy decoding: every score but the row's argmax is -inf.
 
@@ -601,6 +659,22 @@ class GreedyRows(LogitsProcessor):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         best = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
         return torch.where(self.rows.unsqueeze(1) & ~best, float("-inf"), scores)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    """AutoTokenizer.from_pretrained, with a corrupt file named: transformers raises a bare JSONDecodeError."""
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except Exception as error:
+        broken = []
+        for file in sorted(folder.glob("*.json")):
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as bad:
+                broken.append(f"{file}: {type(bad).__name__}: {bad}")
+        where = broken[0] if broken else f"{folder}: {type(error).__name__}: {error}"
+        raise CheckpointError(f"cannot load the tokenizer ({where}); the file is truncated or corrupt, "
+                              "copy or save the model again") from None
 
 
 def _is_t5_base_key(key: str) -> bool:

@@ -1,22 +1,29 @@
 """Caption pre-extracted features with a trained model.
 
     python -m videoblip2.predict --model runs/demo/scst/best --features FEATURES \
-        --ann test_videodatainfo.json --split test --out predictions.json [--num-beams 3]
+        --ann test_videodatainfo.json --split test --out predictions.json [--num-beams 1] [--block-bad-endings]
 
-Writes `[{"video_id": ..., "caption": ...}]`, the format `python -m eval.evaluate` reads.
+Writes `[{"video_id": ..., "caption": ...}]`, the format `python -m eval.evaluate` reads, and next to it
+`PREDICTIONS.meta.json` with the decoding settings it was made with. Decoding: beam search of 5 by default
+(as LAVIS reports BLIP-2 captioning) and the flags of videoblip2.decoding (--length-penalty,
+--no-repeat-ngram-size, --repetition-penalty, --min-new-tokens, --block-bad-endings).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .annotations import add_ann_format_argument, load_annotations, save_predictions
+from .cli import cli
 from .data import FeatureStore, VideoDataset
+from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
+from .fileio import check_writable_file
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -33,13 +40,19 @@ def predict_captions(
     progress: bool = True,
     indices: Sequence[int] | np.ndarray | None = None,
     autocast_dtype: torch.dtype | None = None,
+    decoding: DecodingOptions | None = None,
 ) -> dict[str, str]:
     """One caption per video of `dataset` (greedy, or beam search with `num_beams`), as {video_id: caption}.
 
-    `indices` restricts it to those positions of the dataset (a process's shard); `autocast_dtype` (e.g.
-    torch.bfloat16 on a GPU) runs generation under autocast. `transform` may rewrite each feature batch
-    first (ablations: drop the audio, shuffle the frames).
+    `decoding` (videoblip2.decoding.DecodingOptions: beams, length/repetition penalties, blocked bad
+    endings, ...) replaces `num_beams` and `max_new_tokens` when given. `indices` restricts it to those
+    positions of the dataset (a process's shard); `autocast_dtype` (e.g. torch.bfloat16 on a GPU) runs
+    generation under autocast. `transform` may rewrite each feature batch first (ablations: drop the audio,
+    shuffle the frames).
     """
+    if decoding is None:
+        decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     was_training = model.training
     model.eval()
     positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -51,7 +64,7 @@ def predict_captions(
             batch = transform(batch)
         with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
-                                   num_beams=num_beams, max_new_tokens=max_new_tokens)
+                                   **generate_kwargs)
         captions.update(zip(batch["video_ids"], texts))
     model.train(was_training)
     return captions
@@ -67,30 +80,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_ann_format_argument(p)
     p.add_argument("--out", required=True, help="predictions JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-beams", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_decoding_args(p, num_beams=PREDICT_NUM_BEAMS)
     return p.parse_args(argv)
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
+    given as --out would otherwise be found after every video was captioned)."""
+    check_writable_file(args.out)
+    if not Path(args.features).is_dir():
+        raise FileNotFoundError(f"--features {args.features}: no such folder")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
+    check_inputs(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
         video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
     else:
-        from pathlib import Path
-
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
                          max_audio_windows=model.config.max_audio_windows,
                          video_dim=model.config.video_dim, audio_dim=model.config.audio_dim).to(args.device)
-    captions = predict_captions(model, VideoDataset(store), args.batch_size, args.num_beams, args.max_new_tokens)
+    decoding = DecodingOptions.from_args(args)
+    captions = predict_captions(model, VideoDataset(store), args.batch_size, decoding=decoding)
     save_predictions(captions, args.out)
-    print(f"wrote {len(captions)} captions to {args.out}")
+    meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
+                                  ann=args.ann, split=args.split, num_videos=len(captions))
+    print(f"wrote {len(captions)} captions to {args.out} (decoding settings: {meta})")
     return captions
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)  # user errors: one line "error: ...", exit 2
