@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -158,7 +161,13 @@ class VideoBLIP2(nn.Module):
             target_modules=list(config.lora.target_modules),
             bias="none",
         )
-        self.t5 = get_peft_model(t5, lora)
+        with warnings.catch_warnings():
+            # peft 0.21's PeftModel.__init__ reads `model.is_gradient_checkpointing`, a property transformers 5
+            # deprecated (FutureWarning on every model build). Only that warning, only here; our activation
+            # checkpointing does not go through it (set_activation_checkpointing).
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            self.t5 = get_peft_model(t5, lora)
         if config.t5.train_base:
             self.t5.get_base_model().requires_grad_(True)
 
@@ -568,10 +577,16 @@ class VideoBLIP2(nn.Module):
         """Initialise both Q-Formers and their query tokens from BERT and a BLIP-2 checkpoint (same start).
 
         Returns the load report (videoblip2.blip2_init.LoadReport), which accounts for every source key.
+        A BLIP-2 / InstructBLIP checkpoint whose vocabulary has the [DEC] row (30523 rows) grows both
+        Q-Formers' vocabularies and `config.qformer.vocab_size` to match, so save / load round-trips.
         """
         from .blip2_init import init_qformer
 
         report = init_qformer(self.video_qformer, self.video_query_tokens, bert=bert, blip2=blip2)
+        if report.vocab_resized:
+            rows = report.vocab_resized[1]
+            self.audio_qformer.resize_token_embeddings(rows, mean_resizing=False)
+            self.config.qformer.vocab_size = rows
         self.audio_qformer.load_state_dict(self.video_qformer.state_dict())
         with torch.no_grad():
             self.audio_query_tokens.copy_(self.video_query_tokens)
@@ -636,10 +651,14 @@ class VideoBLIP2(nn.Module):
             raise CheckpointError(str(e)) from None
         model = cls(
             config,
-            t5_tokenizer=AutoTokenizer.from_pretrained(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=AutoTokenizer.from_pretrained(path / QFORMER_TOKENIZER_DIR),
+            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
         )
-        state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        try:
+            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: cannot read the weights ({type(error).__name__}: "
+                                  f"{error}); the file is truncated or corrupt, copy or save it again") from None
         expected = model.state_dict()
         unexpected = sorted(set(state) - set(expected))
         if unexpected:
@@ -699,6 +718,22 @@ class GreedyRows(LogitsProcessor):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         best = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
         return torch.where(self.rows.unsqueeze(1) & ~best, float("-inf"), scores)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    """AutoTokenizer.from_pretrained, with a corrupt file named: transformers raises a bare JSONDecodeError."""
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except Exception as error:
+        broken = []
+        for file in sorted(folder.glob("*.json")):
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as bad:
+                broken.append(f"{file}: {type(bad).__name__}: {bad}")
+        where = broken[0] if broken else f"{folder}: {type(error).__name__}: {error}"
+        raise CheckpointError(f"cannot load the tokenizer ({where}); the file is truncated or corrupt, "
+                              "copy or save the model again") from None
 
 
 def _is_t5_base_key(key: str) -> bool:

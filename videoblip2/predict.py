@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,8 +36,10 @@ from .annotations import (
     save_predictions,
     save_qa_predictions,
 )
+from .cli import cli
 from .data import FeatureStore, QADataset, VideoDataset, answer_vocabulary, tokenize_captions
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
+from .fileio import check_writable_file
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -198,19 +201,29 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, s
     return answers
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
+    given as --out would otherwise be found after every video was captioned)."""
+    check_writable_file(args.out)
+    if not Path(args.features).is_dir():
+        raise FileNotFoundError(f"--features {args.features}: no such folder")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
+    check_inputs(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if args.ann and is_qa_annotation(args.ann):
         return answer_questions(args, model)
     if args.closed_vocabulary or args.candidates:
-        raise SystemExit("error: --closed-vocabulary / --candidates answer questions: --ann must be a QA file")
+        from .annotations import AnnotationError
+
+        raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
+                              "not a QA annotation file")
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
         video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
     else:
-        from pathlib import Path
-
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
                          max_audio_windows=model.config.max_audio_windows,
@@ -225,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)  # user errors: one line "error: ...", exit 2
