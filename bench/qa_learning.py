@@ -18,7 +18,6 @@ majority baseline, visual ones unchanged; frames shuffled -> temporal questions 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
