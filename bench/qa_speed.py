@@ -141,11 +141,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     # 1. CE step: fixed prompt vs per-sample prompts of the same length
     model.train()
     optimizer = make_optimizer(model, "ours", device)
-    for _ in range(args.warmup):
+    for _ in range(args.warmup if "ce" in args.parts else 0):
         ce_step(model, batch, None, optimizer, amp)
         ce_step(model, batch, per_sample, optimizer, amp)
     ce_times: dict[str, list[float]] = {"fixed_prompt": [], "per_sample_prompts": []}
-    for round_ in range(args.rounds):
+    for round_ in range(args.rounds if "ce" in args.parts else 0):
         timed(lambda: ce_step(model, batch, None, optimizer, amp), ce_times["fixed_prompt"], args.steps, device)
         timed(lambda: ce_step(model, batch, per_sample, optimizer, amp), ce_times["per_sample_prompts"],
               args.steps, device)
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     model.eval()
     score_times: dict[str, list[float]] = {"score_candidates": [], "naive_per_answer": []}
     with torch.no_grad():
-        for round_ in range(args.rounds):
+        for round_ in range(args.rounds if "score" in args.parts else 0):
             timed(lambda: model.score_candidates(**model_inputs(score_batch), prompt=score_prompt,
                                                  candidates=candidates), score_times["score_candidates"], 1, device)
             timed(lambda: naive_scores(model, score_batch, score_prompt, candidates, amp),
@@ -164,12 +164,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             print(f"scoring round {round_ + 1}/{args.rounds}: "
                   + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in score_times.items()), flush=True)
 
-    ce_median = {k: statistics.median(v) for k, v in ce_times.items()}
-    score_median = {k: statistics.median(v) for k, v in score_times.items()}
+    ce_median = {k: statistics.median(v) if v else float("nan") for k, v in ce_times.items()}
+    score_median = {k: statistics.median(v) if v else float("nan") for k, v in score_times.items()}
     result = {
         "config": {"size": args.size, "device": args.device, "batch_size": args.batch_size,
                    "score_videos": args.score_videos, "answers": args.answers, "steps": args.steps,
-                   "rounds": args.rounds, "threads": torch.get_num_threads(),
+                   "rounds": args.rounds, "threads": torch.get_num_threads(), "parts": args.parts,
                    "prompt_tokens": {"qformer": int(per_sample.qformer_ids.shape[1]),
                                      "t5": int(per_sample.t5_ids.shape[1])},
                    "answer_tokens": [len(c) for c in candidates],
@@ -210,6 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed CE steps of each kind first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--parts", nargs="+", choices=("ce", "score"), default=["ce", "score"],
+                        help="what to time (both by default; the checks run always)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
