@@ -87,7 +87,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
-        video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
+        references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+        video_ids = list(references)
+        unscored = sum(not captions for captions in references.values())
+        if unscored:
+            print(f"note: {unscored} of {len(references)} videos of {args.ann} have no reference captions: their "
+                  "captions can be written but not scored (eval.evaluate needs references)")
     else:
         from pathlib import Path
 
