@@ -24,6 +24,7 @@ from train.distributed import DistInfo
 from train.launch import cli, run
 from train.logger import print_main
 from train.model_setup import build_model, load_resumed_model, place_model
+from train.optim import resolve_qformer_lr
 from train.params import add_data_args, add_model_args, add_optim_args, add_run_args
 from train.run_dir import prepare_output
 from train.tasks import CaptionTask
@@ -76,6 +77,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     else:
         print_main(dist, "warning: no validation annotations (--val-ann, or an official --ann with a "
                      f"'{args.val_split}' split): no validation, no best/")
+    args.qformer_lr = resolve_qformer_lr(args, pretrained_qformers=args.model is None and not args.tiny
+                                         and bool(args.bert or args.blip2))
+    print_main(dist, f"learning rates: {args.lr:g} new layers, {args.qformer_lr:g} Q-Formers + query tokens")
     trainer = Trainer(args, CaptionTask(dataset), model, dist, validator, out, resume)
     return trainer.fit()
 

@@ -30,7 +30,7 @@ from train.distributed import DistInfo, all_gather_objects, all_reduce_sum, barr
 from train.errors import TrainingError
 from train.file_utils import atomic_write_dir, write_json
 from train.logger import JsonlLog, plot_log, print_main
-from train.optim import build_optimizer, build_scheduler
+from train.optim import build_optimizer, build_scheduler, group_lrs
 from train.precision import autocast
 from train.rng import rng_state, set_rng_state
 from train.run_dir import INFO_FILE, LOG_NAME, PLOT_NAME, PROGRESS_FILE, STATE_DIR, STATE_FILE, ResumeState
@@ -89,7 +89,13 @@ class Trainer:
             if run.get(key) != mine[key]:
                 raise TrainingError(f"{self.out / STATE_DIR}: the saved run has {key}={run.get(key)!r}, this one "
                                     f"{mine[key]!r}; resume with the same settings or use --overwrite")
-        self.optimizer.load_state_dict(state.training["optimizer"])
+        saved_groups = [g.get("name") for g in state.training["optimizer"]["param_groups"]]
+        my_groups = [g.get("name") for g in self.optimizer.param_groups]
+        if len(saved_groups) != len(my_groups) or (all(saved_groups) and saved_groups != my_groups):
+            raise TrainingError(f"{self.out / STATE_DIR}: the saved optimizer has parameter groups {saved_groups}, this "
+                                f"run {my_groups} (--qformer-lr differs?); resume with the same settings or use "
+                                "--overwrite")
+        self.optimizer.load_state_dict(state.training["optimizer"])  # each group's rate and schedule position
         self.scheduler.load_state_dict(state.training["scheduler"])
         if run.get("total_steps") != self.total_steps:
             print_main(self.dist, f"warning: total steps changed from {run.get('total_steps')} to {self.total_steps}; "
@@ -229,7 +235,8 @@ class Trainer:
                         acc[1] += weight
                 grad_norm = (torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
                              if args.max_grad_norm > 0 else total_grad_norm(self.params))
-                lr = self.scheduler.get_last_lr()[0]
+                lrs = group_lrs(self.optimizer)
+                lr = lrs["lr"]
                 self.optimizer.step()
                 self.scheduler.step()
                 p.step += 1
@@ -243,7 +250,7 @@ class Trainer:
                     metrics = {k: float(reduced[2 * i] / reduced[2 * i + 1]) if reduced[2 * i + 1] else float("nan")
                                for i, k in enumerate(keys)}
                     metrics = task.finalize_metrics(metrics)
-                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, "lr": lr,
+                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, **lrs,
                               "grad_norm": float(grad_norm), f"{task.unit}_per_s": round(rate, 2)}
                     self.log.write(record)
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}",
