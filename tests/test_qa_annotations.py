@@ -11,6 +11,7 @@ from videoblip2.annotations import (
     AnnotationError,
     QAItem,
     is_qa_annotation,
+    load_annotations,
     load_qa_annotations,
     load_qa_predictions,
     save_qa_predictions,
@@ -90,6 +91,12 @@ def test_plain_json_and_jsonl(tmp_path):
     # a question-only file (to be answered): answer None everywhere
     questions = [{"video_id": "video1", "question": "Where is this?"}]
     assert load_qa_annotations(write(tmp_path, questions, "plain.json"))[0].answer is None
+
+
+def test_caption_loader_names_a_qa_file(tmp_path):
+    path = write(tmp_path, [avqa()], "avqa-train.json")
+    with pytest.raises(AnnotationError, match=r"avqa-train.json: a question-answer file .*load_qa_annotations"):
+        load_annotations(path)
 
 
 def test_caption_files_are_not_qa(tmp_path):

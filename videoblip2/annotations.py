@@ -219,6 +219,9 @@ def _load_official(path: str, data: Mapping[str, Any], split: str | None) -> dic
 
 
 def _load_records(path: str, records: list[Any]) -> dict[str, list[str]]:
+    if _looks_like_qa(records):
+        raise AnnotationError(f"{path}: a question-answer file (records with a question), not captions: "
+                              "load_qa_annotations reads it (eval.evaluate detects it)")
     annotations: dict[str, list[str]] = {}
     seen_sen_ids: set[Any] = set()
     for i, record in enumerate(records):
@@ -293,6 +296,11 @@ def _msvd_mapping(caption_path: str) -> dict[str, int] | None:
     path = os.path.join(os.path.dirname(os.path.abspath(caption_path)), MSVD_MAPPING_NAME)
     if not os.path.isfile(path):
         return None
+    return _read_msvd_mapping(path)
+
+
+def _read_msvd_mapping(path: str) -> dict[str, int]:
+    """An MSVD ``youtube_mapping.txt`` (lines ``clip_name vidN``) as ``{clip_name: N}``."""
     mapping: dict[str, int] = {}
     numbers: set[int] = set()
     for lineno, line in enumerate(_read_text_lines(path), 1):
@@ -758,19 +766,13 @@ def _read_json_or_lines(path: str | os.PathLike) -> Any:
         except AnnotationError as e:
             if "Extra data" not in str(e):
                 raise
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
     records = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise AnnotationError(f"{path}: line {lineno}: malformed JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not UTF-8 text ({e.reason})") from None
+    for lineno, line in enumerate(_read_text_lines(path), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise AnnotationError(f"{path}: line {lineno}: malformed JSON: {e.msg}") from None
     return records
 
 
@@ -800,21 +802,7 @@ def _read_video_map(video_map: str | os.PathLike | Mapping[str, str]) -> dict[st
         if not isinstance(data, Mapping):
             raise AnnotationError(f"{path}: video map must be a JSON object {{\"vidN\": \"clip name\"}}")
         return {str(k): str(v) for k, v in data.items()}
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"video map not found: {path}")
-    mapping: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise AnnotationError(f"{path}: line {lineno}: expected 'CLIP_NAME vidN', got {line.strip()!r}")
-            clip, vid = parts
-            if vid in mapping:
-                raise AnnotationError(f"{path}: line {lineno}: {vid!r} mapped twice")
-            mapping[vid] = clip
-    return mapping
+    return {f"vid{number}": clip for clip, number in _read_msvd_mapping(path).items()}
 
 
 def _json_string_list(path: str, where: str, record: Mapping[str, Any], key: str) -> list[str]:
