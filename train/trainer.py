@@ -29,7 +29,7 @@ from torch import nn
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier
 from train.errors import TrainingError
 from train.file_utils import atomic_write_dir, write_json
-from train.logger import JsonlLog, plot_log, print_main
+from train.logger import JsonlLog, print_main, try_plot_log
 from train.optim import build_optimizer, build_scheduler, group_lrs
 from train.precision import autocast
 from train.rng import rng_state, set_rng_state
@@ -77,6 +77,7 @@ class Trainer:
         self.module = module
         self.log = JsonlLog(out / LOG_NAME, enabled=dist.is_main)
         self.extra_info = dict(extra_info or {})
+        self.plotting = True  # log.png is best-effort: off after a warning when matplotlib is missing
         if resumed is not None:
             self._restore(resumed)
 
@@ -261,8 +262,8 @@ class Trainer:
                     val = last_val = self.evaluate()
                 if (args.save_every and p.step % args.save_every == 0) or end_of_epoch or final:
                     self.save(val if val is not None else last_val)
-                if (end_of_epoch or final) and dist.is_main:
-                    plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
+                if (end_of_epoch or final) and dist.is_main and self.plotting:
+                    self.plotting = try_plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
         bar.close()
         summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, "best_val_cider": p.best_cider,
                    "best_step": p.best_step, "last_validation": last_val}

@@ -98,10 +98,11 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
 
 
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
-    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture`."""
+    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied)."""
+    dropout = {} if config.t5.dropout_rate is None else {"dropout_rate": config.t5.dropout_rate}
     if config.t5.architecture is None:
-        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
-    t5 = T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
+        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path, **dropout)
+    t5 = T5ForConditionalGeneration(transformers.T5Config(**{**config.t5.architecture, **dropout}))
     if config.t5.architecture.get("tie_word_embeddings") is False:
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
         # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
