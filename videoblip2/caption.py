@@ -30,6 +30,7 @@ from .extract import (
     DEFAULT_HOP_S,
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
+    VIDEO_EXTENSIONS,
     ClapWindowEncoder,
     ClipFrameEncoder,
     ExtractionError,
@@ -37,6 +38,7 @@ from .extract import (
     auto_device,
     load_clap,
     load_clip,
+    videos_in,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,24 @@ def _pad(rows: list[np.ndarray | None], max_len: int, dim: int) -> tuple[torch.T
         if array is not None:
             out[i], lengths[i] = pad_or_subsample(array, max_len)
     return torch.from_numpy(out).float(), lengths_to_mask(torch.from_numpy(lengths), max_len)
+
+
+def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """Each folder becomes the video files under it (recursively, sorted), as the extractors read folders.
+
+    Raises:
+        FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+    """
+    out: list[str | os.PathLike] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = videos_in(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
+            out += [str(f) for f in found]
+        else:
+            out.append(path)
+    return out
 
 
 def caption_videos(
@@ -72,7 +92,7 @@ def caption_videos(
     """Caption video files.
 
     Args:
-        paths: video files (any container/codec FFmpeg reads).
+        paths: video files (any container/codec FFmpeg reads) or folders of them (see `expand_folders`).
         model: a ``VideoBLIP2`` or a ``save_pretrained`` directory.
         clip: frame encoder (``videoblip2.extract.load_clip``); default ViT-L-14 with OpenAI weights (a
             download). Its ``dim`` must equal ``model.config.video_dim``.
@@ -104,6 +124,7 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
+    paths = expand_folders(paths)
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
@@ -140,7 +161,7 @@ def caption_videos(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("videos", nargs="+", help="video files")
+    parser.add_argument("videos", nargs="+", help="video files or folders (searched recursively for videos)")
     parser.add_argument("--model", required=True, help="VideoBLIP2 save_pretrained directory")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
@@ -179,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                                  hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
                                  decoding=DecodingOptions.from_args(args))
-    except (CheckpointError, ExtractorModelError) as e:
+    except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

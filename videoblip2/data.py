@@ -6,8 +6,9 @@ On-disk layout (written by ``features/`` or ``videoblip2.synth``)::
     FEATURES/audio/{video_id}.npy   float16/32 [T_a, audio_dim]   (one row per audio window)
     FEATURES/meta.json              optional; meta["audio"]["no_audio"] lists videos without sound
 
-A video whose audio file is absent (or that meta.json lists as ``no_audio``) is a video without sound:
-its ``audio_mask`` row is all False.
+A video that meta.json lists as ``no_audio`` or that has an ``audio/{video_id}.noaudio.json`` marker is a video
+without sound: its ``audio_mask`` row is all False. A video without an audio file is silent too, unless
+meta.json records an audio extraction (``audio.window_s``): then it failed or was never processed, an error.
 
 Batch contract (a plain dict, what ``VideoBLIP2.forward`` / ``generate`` take)::
 
@@ -162,6 +163,24 @@ def load_feature_file(path: str | os.PathLike, expected_dim: int) -> np.ndarray:
 # feature store
 
 
+NO_AUDIO_SUFFIX = ".noaudio.json"  # features.audio's marker of a video without sound
+FAILURES_NAME = "failures.jsonl"  # the extractors' failure log in the features folder
+
+
+def _read_failures(path: Path, extractor: str) -> dict[str, str]:
+    """``{video_id: error}`` of an extractor's failure log (last record wins; unreadable lines are skipped)."""
+    failures: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("extractor") == extractor and "video_id" in record:
+                failures[str(record["video_id"])] = str(record.get("error"))
+    return failures
+
+
 class FeatureStore:
     """Padded video + audio features for a fixed list of videos, preloaded once (or read lazily).
 
@@ -207,7 +226,11 @@ class FeatureStore:
             raise DataError(f"{self.root}: duplicate video ids in the requested list")
 
         self.meta = self._read_meta()
-        listed_no_audio = set((self.meta.get("audio") or {}).get("no_audio") or [])
+        audio_meta = self.meta.get("audio") or {}
+        self._listed_no_audio = set(audio_meta.get("no_audio") or [])
+        # audio extraction settings (features.audio and videoblip2.synth write them): the folder was extracted
+        self._audio_extracted = "window_s" in audio_meta
+        self._audio_failures: dict[str, str] | None = None
 
         kept: list[str] = []
         has_audio: list[bool] = []
@@ -223,8 +246,8 @@ class FeatureStore:
 
             iterator = tqdm(video_ids, desc=f"loading features from {self.root}", unit="video")
         for video_id in iterator:
-            sound = video_id not in listed_no_audio and self.audio_path(video_id).is_file()
             try:
+                sound = self._has_sound(video_id)
                 if preload or skip_bad:
                     video = load_feature_file(self.video_path(video_id), video_dim)
                     audio = load_feature_file(self.audio_path(video_id), audio_dim) if sound else None
@@ -272,6 +295,26 @@ class FeatureStore:
 
     def audio_path(self, video_id: str) -> Path:
         return self.root / "audio" / f"{video_id}.npy"
+
+    def _has_sound(self, video_id: str) -> bool:
+        """Audio features exist; False for a silent video (listed in meta.json's ``no_audio`` or marked by
+        ``audio/{id}.noaudio.json``). Where meta.json records audio extraction settings (``audio.window_s``:
+        the extractor ran on this folder), a video with neither file is an error: it failed or was never
+        processed, which is not the same as silent. Without them a missing file means silent (hand-made
+        folders)."""
+        if video_id in self._listed_no_audio:
+            return False
+        if self.audio_path(video_id).is_file():
+            return True
+        if not self._audio_extracted or (self.root / "audio" / f"{video_id}{NO_AUDIO_SUFFIX}").is_file():
+            return False
+        if self._audio_failures is None:
+            self._audio_failures = _read_failures(self.root / FAILURES_NAME, "audio")
+        failure = self._audio_failures.get(video_id)
+        why = (f"its audio extraction failed ({FAILURES_NAME}: {failure})" if failure else
+               "the audio extractor has not processed it (run python -m features.audio on it again)")
+        raise FeatureFileError(f"{self.audio_path(video_id)}: no audio features and no {video_id}{NO_AUDIO_SUFFIX} "
+                               f"marker, but meta.json records an audio extraction: {why}")
 
     def _read_meta(self) -> dict[str, Any]:
         path = self.root / "meta.json"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -578,10 +580,14 @@ class VideoBLIP2(nn.Module):
             raise CheckpointError(str(e)) from None
         model = cls(
             config,
-            t5_tokenizer=AutoTokenizer.from_pretrained(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=AutoTokenizer.from_pretrained(path / QFORMER_TOKENIZER_DIR),
+            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
         )
-        state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        try:
+            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: cannot read the weights ({type(error).__name__}: "
+                                  f"{error}); the file is truncated or corrupt, copy or save it again") from None
         expected = model.state_dict()
         unexpected = sorted(set(state) - set(expected))
         if unexpected:
@@ -641,6 +647,22 @@ class GreedyRows(LogitsProcessor):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         best = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
         return torch.where(self.rows.unsqueeze(1) & ~best, float("-inf"), scores)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    """AutoTokenizer.from_pretrained, with a corrupt file named: transformers raises a bare JSONDecodeError."""
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except Exception as error:
+        broken = []
+        for file in sorted(folder.glob("*.json")):
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as bad:
+                broken.append(f"{file}: {type(bad).__name__}: {bad}")
+        where = broken[0] if broken else f"{folder}: {type(error).__name__}: {error}"
+        raise CheckpointError(f"cannot load the tokenizer ({where}); the file is truncated or corrupt, "
+                              "copy or save the model again") from None
 
 
 def _is_t5_base_key(key: str) -> bool:

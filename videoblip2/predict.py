@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .annotations import add_ann_format_argument, load_annotations, save_predictions
+from .cli import cli
 from .data import FeatureStore, VideoDataset
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
+from .fileio import check_writable_file
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -82,15 +85,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
+    given as --out would otherwise be found after every video was captioned)."""
+    check_writable_file(args.out)
+    if not Path(args.features).is_dir():
+        raise FileNotFoundError(f"--features {args.features}: no such folder")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
+    check_inputs(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
         video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
     else:
-        from pathlib import Path
-
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
                          max_audio_windows=model.config.max_audio_windows,
@@ -105,4 +115,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)  # user errors: one line "error: ...", exit 2
