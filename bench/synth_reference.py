@@ -17,7 +17,7 @@ Probes: ridge classifiers trained on the train split, accuracy on the test split
 features (time-blind), the means of the first and second half of the frames (time-aware), and the mean of
 the audio windows.
 
-    python bench/synth_reference.py [--size default | --num-videos N] [--seed 0] [--data DIR] [--out bench_synth.json]
+    python bench/synth_reference.py [--size default | --num-videos N] [--seed 0] [--difficulty hard] [--data DIR] [--out bench_synth.json]
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def oracle_captions(latents: dict[str, synth.Latent], video_ids: list[str], vari
     out = {}
     for video_id in video_ids:
         latent = latents[video_id]
-        fields = {"subject": latent.subject, "place": latent.place, "action": latent.action, "sound": latent.sound}
+        fields = {"subject": latent.subject, "place": latent.place, "action": latent.action, "sound": latent.sound,
+                  "difficulty": latent.difficulty}
         if variant == "time-blind":
-            fields["action"] = synth.forward_action(latent.action)[0]
+            fields["action"] = synth.forward_action(latent.action, latent.difficulty)[0]
         elif variant == "audio-blind":
             fields["sound"] = None
         out[video_id] = synth.canonical_caption(fields)
@@ -131,6 +132,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     sizes.add_argument("--size", choices=list(synth.SIZES), default="default")
     sizes.add_argument("--num-videos", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", choices=list(synth.LEVELS), default="default")
     parser.add_argument("--data", default=None, help="write the data set here (default: a temporary directory)")
     parser.add_argument("--out", default="bench_synth.json", help="JSON results")
     return parser.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(args.data) if args.data else Path(tmp) / "synth"
         summary = synth.generate(data_dir, seed=args.seed, size=args.size, num_videos=args.num_videos,
-                                 overwrite=True, progress=False)
+                                 overwrite=True, progress=False, difficulty=args.difficulty)
         latents = synth.latent_factors(data_dir)
         train = load_annotations(data_dir / "train_val_videodatainfo.json", split="train")
         test = load_annotations(data_dir / "test_videodatainfo.json", split="test")
@@ -164,6 +166,7 @@ def main(argv=None) -> dict:
         "benchmark": "synth_reference",
         "size": args.size if args.num_videos is None else f"{args.num_videos} videos",
         "seed": args.seed,
+        "difficulty": args.difficulty,
         "splits": summary.splits,
         "videos_without_audio": summary.num_no_audio,
         "num_frames": summary.num_frames,
@@ -179,7 +182,7 @@ def main(argv=None) -> dict:
         "device": f"CPU ({os.cpu_count()} cores visible), {platform.processor() or platform.machine()}",
     }
     splits = " / ".join(str(v) for v in summary.splits.values())
-    print(f"synth {result['size']} (seed {args.seed}): {splits} videos (train/validate/test), "
+    print(f"synth {result['size']}, {args.difficulty} level (seed {args.seed}): {splits} videos (train/validate/test), "
           f"{summary.num_no_audio} without audio, generated in {summary.seconds:.2f} s")
     print(f"most common training caption ({count}x): {most_common!r}\n")
     names = list(next(iter(scores.values())))

@@ -110,3 +110,66 @@ def add_run_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: in
                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
     group.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
     group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# numeric flags: checked at parse time (a bad value would otherwise do nothing, or fail late inside torch)
+
+# flag -> (low, high, low included, high included); None: unbounded. A flag a parser lacks is skipped.
+NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0, None, False, False),
+    "qformer_lr": (0, None, False, False),
+    "weight_decay": (0, None, True, False),
+    "adam_betas": (0, 1, True, False),
+    "warmup_steps": (0, None, True, False),
+    "warmup_ratio": (0, 1, True, True),
+    "max_grad_norm": (0, None, True, False),
+    "grad_accum": (1, None, True, False),
+    "epochs": (1, None, True, False),
+    "max_steps": (1, None, True, False),
+    "batch_size": (1, None, True, False),
+    "val_batch_size": (1, None, True, False),
+    "seed": (0, None, True, False),
+    "log_every": (1, None, True, False),
+    "eval_every": (0, None, True, False),
+    "save_every": (0, None, True, False),
+    "num_threads": (1, None, True, False),
+    "val_videos": (1, None, True, False),
+    "dropout": (0, 1, True, False),
+    "tiny_hidden": (1, None, True, False),
+    "tiny_layers": (1, None, True, False),
+    "tiny_queries": (1, None, True, False),
+    "temperature": (0, None, False, False),
+    "max_sample_len": (1, None, True, False),
+}
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low_in else '>'} {low:g}")
+    if high is not None:
+        parts.append(f"{'<=' if high_in else '<'} {high:g}")
+    return " and ".join(parts)
+
+
+def check_numeric_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`parser.error` (usage + one line, exit 2) for a numeric flag outside `NUMERIC_RANGES` (NaN and inf too)."""
+    import math
+
+    for name, (low, high, low_in, high_in) in NUMERIC_RANGES.items():
+        value = getattr(args, name, None)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None:
+                continue
+            ok = math.isfinite(v) and (low is None or (v >= low if low_in else v > low)) and (
+                high is None or (v <= high if high_in else v < high))
+            if not ok:
+                parser.error(f"--{name.replace('_', '-')} must be {_range_text(low, high, low_in, high_in)}, got {v}")
+
+
+# Flags whose value the saved state fixes: on resume the optimizer's hyperparameters and schedule come from
+# state/training_state.pt and the model from state/model, so a changed value here would be silently ignored.
+FIXED_ON_RESUME = ("lr", "weight_decay", "adam_betas", "warmup_steps", "warmup_ratio", "model", "checkpoint",
+                   "tiny", "tiny_hidden", "tiny_layers", "tiny_queries", "tiny_frozen_t5", "config", "t5",
+                   "t5_tokenizer", "qformer_tokenizer", "bert", "blip2", "dropout")

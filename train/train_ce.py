@@ -25,7 +25,7 @@ from train.launch import cli, run
 from train.logger import print_main
 from train.model_setup import build_model, load_resumed_model, place_model
 from train.optim import resolve_qformer_lr
-from train.params import add_data_args, add_model_args, add_optim_args, add_run_args
+from train.params import add_data_args, add_model_args, add_optim_args, add_run_args, check_numeric_flags
 from train.run_dir import prepare_output
 from train.tasks import CaptionTask
 from train.trainer import Trainer
@@ -47,6 +47,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="recompute these parts' layers in backward instead of keeping their activations: "
                              "less memory for a larger batch, at one more forward of them (same losses)")
     args = parser.parse_args(argv)
+    check_numeric_flags(parser, args)
     if args.model is not None and args.tiny:
         parser.error("--model and --tiny are alternatives")
     return args

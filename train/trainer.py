@@ -267,9 +267,18 @@ class Trainer:
         bar.close()
         summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, "best_val_cider": p.best_cider,
                    "best_step": p.best_step, "last_validation": last_val}
-        print_main(dist, f"done: step {p.step}, best val CIDEr-D {p.best_cider:.4f} at step {p.best_step}; "
-                     f"models in {self.out / 'best'} and {self.out / 'last'}")
+        print_main(dist, self._summary_line())
         return summary
+
+
+    def _summary_line(self) -> str:
+        """The final line; it names only the model directories that exist (no validation: no best/)."""
+        p = self.progress
+        saved = [str(self.out / name) for name in ("best", "last") if (self.out / name).is_dir()]
+        text = f"done: step {p.step}"
+        if math.isfinite(p.best_cider):
+            text += f", best val CIDEr-D {p.best_cider:.4f} at step {p.best_step}"
+        return text + (f"; models in {' and '.join(saved)}" if saved else "; no model saved")
 
 
 def total_grad_norm(params: Sequence[nn.Parameter]) -> torch.Tensor:

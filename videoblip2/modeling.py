@@ -16,6 +16,7 @@ import contextlib
 import functools
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,13 @@ class VideoBLIP2(nn.Module):
             target_modules=list(config.lora.target_modules),
             bias="none",
         )
-        self.t5 = get_peft_model(t5, lora)
+        with warnings.catch_warnings():
+            # peft 0.21's PeftModel.__init__ reads `model.is_gradient_checkpointing`, a property transformers 5
+            # deprecated (FutureWarning on every model build). Only that warning, only here; our activation
+            # checkpointing does not go through it (set_activation_checkpointing).
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            self.t5 = get_peft_model(t5, lora)
         if config.t5.train_base:
             self.t5.get_base_model().requires_grad_(True)
 
@@ -512,10 +519,16 @@ class VideoBLIP2(nn.Module):
         """Initialise both Q-Formers and their query tokens from BERT and a BLIP-2 checkpoint (same start).
 
         Returns the load report (videoblip2.blip2_init.LoadReport), which accounts for every source key.
+        A BLIP-2 / InstructBLIP checkpoint whose vocabulary has the [DEC] row (30523 rows) grows both
+        Q-Formers' vocabularies and `config.qformer.vocab_size` to match, so save / load round-trips.
         """
         from .blip2_init import init_qformer
 
         report = init_qformer(self.video_qformer, self.video_query_tokens, bert=bert, blip2=blip2)
+        if report.vocab_resized:
+            rows = report.vocab_resized[1]
+            self.audio_qformer.resize_token_embeddings(rows, mean_resizing=False)
+            self.config.qformer.vocab_size = rows
         self.audio_qformer.load_state_dict(self.video_qformer.state_dict())
         with torch.no_grad():
             self.audio_query_tokens.copy_(self.video_query_tokens)
