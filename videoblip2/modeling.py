@@ -630,7 +630,7 @@ def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max
         do_sample=True, num_beams=1, num_return_sequences=1, temperature=temperature, top_k=0, top_p=1.0,
         typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
         encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_length=0,
-        min_new_tokens=0, max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
+        max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
         remove_invalid_values=False, decoder_start_token_id=t5.config.decoder_start_token_id,
         eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id,
     )
