@@ -23,7 +23,6 @@ the audio windows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
 from videoblip2.data import FeatureStore  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 
 def cider_metrics(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
@@ -200,8 +200,7 @@ def main(argv=None) -> dict:
     print(f"\nloader (train split): preload {loader['preload_seconds']:.2f} s, tokenize {loader['num_pairs']} "
           f"captions once {loader['tokenize_seconds']:.2f} s, CaptionDataset.batch({loader['batch_size']}) "
           f"{loader['batch_ms']:.2f} ms")
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result, indent=2)
     print(f"\nwrote {args.out}")
     return result
 

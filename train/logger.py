@@ -64,7 +64,8 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_key
 
     panels = [("loss", [(train, "loss", "train"), (val, "val_loss", "validation")]),
               ("learning rate", [(train, "lr", "lr")]),
-              ("validation CIDEr-D (greedy)", [(val, "val_cider", "val CIDEr-D")])]
+              ("validation (greedy): CIDEr-D, QA accuracy", [(val, "val_cider", "val CIDEr-D"),
+                                                              (val, "val_qa_accuracy", "val QA accuracy")])]
     if extra_keys:
         panels.append(("reward / advantage", [(train, k, k) for k in extra_keys]))
     else:

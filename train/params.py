@@ -40,11 +40,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> No
                             "attention, T5 dropout_rate, LoRA dropout); 0 disables dropout")
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
+def add_data_args(parser: argparse.ArgumentParser, *, captions_required: bool = True) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--features", required=True,
                        help="features directory: video/{id}.npy [T, 768], audio/{id}.npy [T, 512], meta.json")
-    group.add_argument("--ann", required=True,
+    group.add_argument("--ann", required=captions_required, default=None,
                        help="training captions: official MSR-VTT JSON (train_val_videodatainfo.json; its "
                             "--train-split), a list of {video_id, caption}, {video_id: [captions]}, MSVD "
                             "(AllVideoDescriptions.txt / corpus .csv + youtube_mapping.txt beside it), a VALOR or "
@@ -60,6 +60,25 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="skip (and list) videos whose feature files are missing or broken instead of failing")
     group.add_argument("--features-on-cpu", action="store_true",
                        help="keep the preloaded features in CPU memory instead of moving them to the GPU once")
+
+
+def add_qa_args(parser: argparse.ArgumentParser) -> None:
+    """Question answering in train_ce: QA files, their mix with captions, the metric that picks best/."""
+    group = parser.add_argument_group("question answering")
+    group.add_argument("--qa-ann", default=None,
+                       help="training questions (MUSIC-AVQA, MSRVTT-QA/MSVD-QA or plain QA JSON/JSONL; "
+                            "videoblip2.annotations.load_qa_annotations): alone, or with --ann for a multi-task run")
+    group.add_argument("--qa-val-ann", default=None, help="validation questions (validation QA accuracy)")
+    group.add_argument("--qa-ratio", type=float, default=None,
+                       help="with --ann and --qa-ann: the fraction of each epoch's items that are questions, the "
+                            "smaller set repeated to reach it (default: the two sets as they are)")
+    group.add_argument("--qa-closed-vocabulary", action="store_true",
+                       help="validate QA by ranking the training answers (as predict --closed-vocabulary) instead "
+                            "of generating answers")
+    group.add_argument("--best-metric", default=None,
+                       choices=("val_cider", "val_qa_accuracy", "val_loss", "val_qa_loss"),
+                       help="the validation metric that picks best/ (losses: lowest; others: highest); default "
+                            "val_cider when the run has captions, else val_qa_accuracy")
 
 
 def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: float = 0.05,

@@ -3,9 +3,11 @@
     python -m videoblip2.caption clip1.mp4 clip2.webm --model runs/scst/best \\
         --clip-pretrained /models/ViT-L-14-openai.safetensors --quick-gelu --clap /models/630k-audioset-best.pt
 
-prints ``path<TAB>caption`` per video (``--json`` for a JSON list). The CLIP/CLAP settings must be the ones
-the model's training features were extracted with (``FEATURES/meta.json``); frames and audio windows are
-capped at the model's ``max_frames`` / ``max_audio_windows``.
+prints ``path<TAB>caption`` per video (``--json`` for a JSON list); ``--question "Is the cello playing?"``
+answers the question about each video instead (``path<TAB>answer``; the question goes into the model's
+``qa_prompt_template``). The CLIP/CLAP settings must be the ones the model's training features were extracted
+with (``FEATURES/meta.json``); frames and audio windows are capped at the model's ``max_frames`` /
+``max_audio_windows``.
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def caption_videos(
     prompt: str | None = None,
     on_error: str = "raise",
     decoding: DecodingOptions | None = None,
+    question: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Caption video files.
+    """Caption video files, or answer a question about each.
 
     Args:
         paths: video files (any container/codec FFmpeg reads) or folders of them (see `expand_folders`).
@@ -103,11 +106,16 @@ def caption_videos(
         decoding: all decoding options (``videoblip2.decoding.DecodingOptions``); replaces ``num_beams`` and
             ``max_new_tokens`` when given.
         on_error: "raise" (ExtractionError) or "record" (the video's entry gets "error", caption None).
+        question: answer this question instead of captioning: the prompt is
+            ``model.config.qa_prompt(question)``; each entry gets "question" and "answer" (caption None).
 
     Returns:
         One dict per path, in order: ``{"video": path, "video_id": stem, "caption": str | None,
-        "frames": T_v, "audio_windows": T_a (0 = no sound)}`` (+ ``"error"`` when recorded).
+        "frames": T_v, "audio_windows": T_a (0 = no sound)}`` (+ ``"error"`` when recorded; + ``"question"``,
+        ``"answer"`` with ``question``).
     """
+    if question is not None and prompt is not None:
+        raise ValueError("give a prompt or a question, not both")
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     if isinstance(model, (str, os.PathLike)):
@@ -128,10 +136,14 @@ def caption_videos(
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
+    if question is not None:
+        prompt = config.qa_prompt(question)
     results: list[dict[str, Any]] = []
     features: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # (result index, video, audio)
     for path in paths:
         entry: dict[str, Any] = {"video": str(path), "video_id": Path(path).stem, "caption": None}
+        if question is not None:
+            entry.update(question=question, answer=None)
         try:
             video = clip.encode_video(path, config.max_frames, fps=fps)  # (T_v, video_dim)
             audio = None
@@ -154,7 +166,7 @@ def caption_videos(
         audio, audio_mask = _pad([a for _, _, a in chunk], config.max_audio_windows, config.audio_dim)
         captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, **generate_kwargs)
         for (index, _, _), caption in zip(chunk, captions):
-            results[index]["caption"] = caption
+            results[index]["answer" if question is not None else "caption"] = caption
     return results
 
 
@@ -176,7 +188,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clap.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
     clap.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="audio hop, seconds")
     gen = add_decoding_args(parser, num_beams=PREDICT_NUM_BEAMS, title="generation")
-    gen.add_argument("--prompt", help="default: the model's config.prompt")
+    text = gen.add_mutually_exclusive_group()
+    text.add_argument("--prompt", help="default: the model's config.prompt")
+    text.add_argument("--question", help="answer this question about each video (in the model's qa_prompt_template) "
+                                         "instead of captioning it")
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--device", default="auto", help="cuda, cpu or auto")
     return parser.parse_args(argv)
@@ -199,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("no --clap checkpoint: captioning without sound")
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                                  hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
-                                 decoding=DecodingOptions.from_args(args))
+                                 decoding=DecodingOptions.from_args(args), question=args.question)
     except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -210,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in entry:
                 print(f"{entry['video']}\tERROR: {entry['error']}")
             else:
-                print(f"{entry['video']}\t{entry['caption']}")
+                print(f"{entry['video']}\t{entry['answer' if args.question is not None else 'caption']}")
     return 1 if any("error" in entry for entry in results) else 0
 
 

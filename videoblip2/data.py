@@ -20,6 +20,9 @@ Batch contract (a plain dict, what ``VideoBLIP2.forward`` / ``generate`` take)::
     "labels":     int64   (B, L)  caption token ids ending with EOS, padded with -100  (CaptionDataset)
     "caption_index": int64 (B,)   index of the caption in annotations[video_id]          (CaptionDataset)
     "refs":       list[list[str]] reference captions                     (VideoDataset with refs)
+    "prompt":     PromptTokens    the question in the QA template, pre-tokenized for both tokenizers (QADataset)
+    "labels":     int64   (B, L)  answer token ids ending with EOS, padded with -100    (QADataset with answers)
+    "question_ids": list[str]     B                                                     (QADataset)
 
 The fast path: ``FeatureStore(preload=True)`` holds every video in padded float16 tensors (optionally on
 the GPU, ``store.to("cuda")``), so ``dataset.batch(indices)`` is a handful of tensor gathers with no
@@ -32,10 +35,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .annotations import QAItem
+    from .config import VideoBLIP2Config
 
 logger = logging.getLogger(__name__)
 
@@ -644,6 +651,93 @@ class CaptionDataset:
             labels[row, : len(item["labels"])] = item["labels"]
         out["labels"] = labels
         out["caption_index"] = torch.tensor([item["caption_index"] for item in items], dtype=torch.long)
+        return out
+
+
+def answer_vocabulary(items: Sequence[QAItem]) -> list[str]:
+    """The distinct answers of ``items`` (as written, whitespace stripped), most frequent first, ties in order
+    of appearance: the candidates of closed-vocabulary answering ("the answers seen in training")."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.answer is not None and item.answer.strip():
+            answer = item.answer.strip()
+            counts[answer] = counts.get(answer, 0) + 1
+    return sorted(counts, key=lambda answer: -counts[answer])  # sorted() is stable: ties keep their order
+
+
+class QADataset:
+    """One item per question: its video's features, the question in the prompt template, the answer as labels.
+
+    Everything text is tokenized once here: the prompts ``template.format(question=...)`` for both tokenizers
+    (``batch()["prompt"]``, a ``PromptTokens`` the model takes as ``prompt``) and the answers as labels ending
+    with EOS, like captions (``tokenize_captions``).
+
+    Args:
+        store: the features of the questions' videos. Questions about a video the store skipped (bad
+            features, ``skip_bad``) are left out and listed in ``dropped``; a video it never had is an error.
+        items: the questions (``videoblip2.annotations.load_qa_annotations``); answers may all be None
+            (answering an unanswered file): then batches have no "labels".
+        t5_tokenizer, qformer_tokenizer: the model's (``model.t5_tokenizer``, ``model.qformer_tokenizer``).
+        config: the model's config: prompt length limits, ``max_caption_len`` for answers, the template.
+        template: overrides ``config.qa_prompt_template``.
+
+    Attributes:
+        items: the kept questions; item_video: int64 ``(N,)`` store index of each; prompts: ``PromptTokens``
+        of all N; labels: int64 ``(N, max_caption_len)`` padded with -100, or None; label_lengths: ``(N,)``.
+    """
+
+    def __init__(self, store: FeatureStore, items: Sequence[QAItem], t5_tokenizer: Any, qformer_tokenizer: Any,
+                 config: VideoBLIP2Config, template: str | None = None) -> None:
+        self.store = store
+        skipped = {video_id for video_id, _ in store.skipped}
+        unknown = sorted({item.video_id for item in items if item.video_id not in store.index} - skipped)
+        if unknown:
+            raise DataError(f"questions about {len(unknown)} videos that are not in the feature store {store.root}: "
+                            f"{', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else ""))
+        self.dropped = [item for item in items if item.video_id in skipped]
+        self.items = [item for item in items if item.video_id in store.index]
+        if not self.items:
+            raise DataError(f"no questions left about the videos of {store.root}")
+        self.template = config.qa_prompt_template if template is None else template
+        self.item_video = np.asarray([store.index[item.video_id] for item in self.items], dtype=np.int64)
+        self.question_ids = [item.question_id for item in self.items]
+        self.prompts = tokenize_prompts([self.template.format(question=item.question) for item in self.items],
+                                        qformer_tokenizer, t5_tokenizer,
+                                        qformer_max_len=config.qformer.max_prompt_len, t5_max_len=config.max_prompt_len)
+        self.labels: torch.Tensor | None = None
+        self.label_lengths = np.zeros(len(self.items), dtype=np.int64)
+        if all(item.answer is not None for item in self.items):
+            token_ids = tokenize_captions([item.answer for item in self.items], t5_tokenizer, config.max_caption_len)
+            self.label_lengths = np.asarray([len(ids) for ids in token_ids], dtype=np.int64)
+            labels = np.full((len(token_ids), config.max_caption_len), IGNORE_INDEX, dtype=np.int64)
+            for row, ids in enumerate(token_ids):
+                labels[row, : len(ids)] = ids
+            self.labels = torch.from_numpy(labels)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def answers(self) -> list[str | None]:
+        return [item.answer for item in self.items]
+
+    def batch(self, indices: Indices) -> dict[str, Any]:
+        """Questions ``indices``: features (``store.batch``) + "prompt" + "question_ids" (+ "labels" (B, L)).
+
+        Prompts and labels are cut to the longest of the batch.
+        """
+        rows = np.asarray(_as_list(indices), dtype=np.int64)
+        out = self.store.batch(self.item_video[rows])
+        device = self.store.device
+        if self.prompts.t5_ids.device != device:
+            self.prompts = self.prompts.to(device)
+            self.labels = self.labels.to(device) if self.labels is not None else None
+        index = torch.from_numpy(rows).to(device)
+        out["prompt"] = self.prompts.select(index)
+        out["question_ids"] = [self.question_ids[i] for i in rows.tolist()]
+        if self.labels is not None:
+            longest = int(self.label_lengths[rows].max()) if len(rows) else 0
+            out["labels"] = self.labels[:, :longest].index_select(0, index)
         return out
 
 

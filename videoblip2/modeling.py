@@ -360,6 +360,65 @@ class VideoBLIP2(nn.Module):
         captions = self._decode(ids)
         return (captions, ids) if return_ids else captions
 
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        prompt: Prompt = None,
+        candidates: Sequence[str] | Sequence[Sequence[int]] = (),
+        candidate_chunk: int = 64,
+    ) -> torch.Tensor:
+        """Log-likelihood of every candidate answer for every video, (B, A): summed token log-probs, EOS included.
+
+        Closed-vocabulary answering ranks them (`argmax` over A). `candidates` are strings or token id lists
+        ending with EOS (`videoblip2.data.tokenize_captions`, to tokenize them once). Each video is encoded once
+        (Q-Formers, T5 encoder); its candidates are packed into one decoder sequence, [<start> a1 a2 | <start> b1
+        | ...], under a block-diagonal causal mask, so that one teacher-forced decoder pass per video scores
+        `candidate_chunk` candidates: the encoder output and its cross-attention keys and values serve them all.
+        T5's decoder has relative positions only, so each candidate sees the same position biases as alone and
+        gets the same log-likelihood as its own teacher-forced pass.
+        """
+        if candidates and isinstance(candidates[0], str):
+            from .data import tokenize_captions
+
+            candidates = tokenize_captions(candidates, self.t5_tokenizer, self.config.max_caption_len)
+        if not candidates:
+            raise ValueError("score_candidates needs at least one candidate")
+        inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
+        encoder_hidden = self.t5.get_encoder()(inputs_embeds=inputs_embeds,
+                                               attention_mask=attention_mask).last_hidden_state  # (B, S, d)
+        batch, device = encoder_hidden.shape[0], self.device
+        start = self.t5.get_base_model().config.decoder_start_token_id
+        scores = []
+        for first in range(0, len(candidates), candidate_chunk):
+            chunk = [list(c) for c in candidates[first: first + candidate_chunk]]
+            targets = torch.tensor([t for c in chunk for t in c], device=device)  # (N,) all candidates' tokens
+            inputs = torch.tensor([t for c in chunk for t in [start, *c[:-1]]], device=device)  # shifted right
+            segment = torch.tensor([i for i, c in enumerate(chunk) for _ in c], device=device)  # (N,)
+            n = len(targets)
+            causal = torch.arange(n, device=device)[:, None] >= torch.arange(n, device=device)[None, :]
+            allowed = causal & (segment[:, None] == segment[None, :])  # (N, N) block-diagonal causal
+            out = self.t5(encoder_outputs=(encoder_hidden,), attention_mask=attention_mask,
+                          decoder_input_ids=inputs.expand(batch, -1),
+                          decoder_attention_mask=self._decoder_mask(allowed), use_cache=False)
+            logp = F.log_softmax(out.logits.float(), dim=-1)  # (B, N, V)
+            token_logp = logp.gather(-1, targets.expand(batch, -1).unsqueeze(-1)).squeeze(-1)  # (B, N)
+            scores.append(token_logp.new_zeros(batch, len(chunk)).index_add_(1, segment, token_logp))
+        return torch.cat(scores, dim=1)  # (B, A)
+
+    def _decoder_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A custom (N, N) decoder self-attention pattern as the 4D mask T5 takes as-is: (1, 1, N, N).
+
+        Boolean (True = attend) for SDPA, additive float for the eager attention, which adds it to the scores.
+        """
+        if self.t5.get_base_model().decoder.config._attn_implementation == "sdpa":
+            return allowed[None, None]
+        return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, torch.finfo(torch.float32).min)[
+            None, None]
+
     def sample_with_logprobs(
         self,
         video: torch.Tensor,
