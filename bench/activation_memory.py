@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import sys
 import time
@@ -49,6 +48,7 @@ from bench.throughput import (
     torch_threads,
 )
 from videoblip2.modeling import CHECKPOINTABLE_PARTS
+from videoblip2.fileio import atomic_write_json
 
 COMPONENTS = ("video_qformer", "audio_qformer", "t5_encoder", "t5_decoder", "lm_head", "inputs_and_projections",
               "loss_and_glue")
@@ -247,8 +247,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         model.to("cpu")
     print_table(result, impls)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        atomic_write_json(args.out, result, indent=1)
         print(f"wrote {args.out}")
     return result
 

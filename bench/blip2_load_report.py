@@ -19,7 +19,6 @@ Then initialises an `InstructBlipQFormerModel` (BERT-base, encoder width 1408) +
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -33,6 +32,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python bench/...` from anywhere
 
 from videoblip2.blip2_init import init_qformer, read_state_dict  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 HIDDEN, LAYERS, FFN, VOCAB, POSITIONS, QUERIES = 768, 12, 3072, 30522, 512, 32
 VIT_WIDTH, VIT_DEPTH, VIT_MLP, VIT_PATCH, VIT_TOKENS = 1408, 39, 6144, 14, 257  # EVA ViT-g/14 at 224 px
@@ -195,8 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         "checked_by_value": checked,
         "report": report.to_dict(),
     }
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result, indent=2)
     with open(args.report_out, "w") as f:
         f.write(str(report) + "\n")
     print(f"\nwrote {args.out} and {args.report_out}")

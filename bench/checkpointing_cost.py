@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -45,6 +44,7 @@ from bench.throughput import (
     torch_threads,
 )
 from videoblip2.modeling import CHECKPOINTABLE_PARTS
+from videoblip2.fileio import atomic_write_json
 
 CONFIGS = {"t5_encoder": ("t5_encoder",), "all": CHECKPOINTABLE_PARTS}
 
@@ -122,8 +122,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         print(f"{name:>10}: {layers[name]:3d} layers checkpointed, median step {median[name]:.3f} s, "
               f"{ratio:.3f}x the step without checkpointing")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write_json(args.out, result, indent=2)
         print(f"wrote {args.out}")
     return result
 

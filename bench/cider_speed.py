@@ -11,7 +11,6 @@ frequencies and the scores must agree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -23,6 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python bench/...` from anywhere
 
 from eval.cider import CiderD, tokenize  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 SUBJECTS = [f"{a} {n}" for a in ("a", "the", "a young", "an old", "a little") for n in (
     "man", "woman", "boy", "girl", "dog", "cat", "person", "chef", "player", "singer", "team", "crowd",
@@ -132,8 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'measure':<{width}}  value")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result, indent=2)
     print(f"wrote {args.out}")
     return result
 

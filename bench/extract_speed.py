@@ -18,7 +18,6 @@ Synthetic MSR-VTT-like inputs: N videos of 320x240 H.264 at 30 fps with a stereo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -44,6 +43,7 @@ from videoblip2.extract import (  # noqa: E402
     load_clap,
     load_clip,
 )
+from videoblip2.fileio import atomic_write_json  # noqa: E402
 
 
 def make_videos(folder: Path, count: int, seconds: float, fps: int = 30, size=(320, 240)) -> list[Path]:
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
             r = results[kind]
             print(f"| {kind} | {r['model']} | {r['decode_videos_per_s_per_worker']:.3g} | {r['model_videos_per_s']:.3g} "
                   f"| {r['e2e_videos_per_s']:.3g} | {100 * r['e2e_model_busy']:.0f}% | {r['bound']} |")
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_json(args.json, results, indent=2)
     print(f"wrote {args.json}", file=sys.stderr)
     return results
 

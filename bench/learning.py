@@ -18,7 +18,6 @@ Expected: (b) far above (a); (c) above (b); (d) and (e) clearly below (b).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from videoblip2.data import FeatureStore, VideoDataset  # noqa: E402
 from videoblip2.decoding import bad_ending_rate  # noqa: E402
 from videoblip2.modeling import VideoBLIP2  # noqa: E402
 from videoblip2.predict import predict_captions  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 
 def drop_audio(batch: dict) -> dict:
@@ -127,8 +127,7 @@ def main(argv=None) -> dict:
     for name, scores in results.items():
         print(f"  {name:<34} " + ", ".join(f"{k} {v:.2f}" for k, v in scores["factors"].items()))
     report = {"results": results, "train_seconds": timings, "data": str(data)}
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    atomic_write_json(args.out, report, indent=2)
     return report
 
 

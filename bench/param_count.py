@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import Counter
@@ -17,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from videoblip2.config import FLAN_T5_BASE_ARCHITECTURE, T5Config, VideoBLIP2Config  # noqa: E402
 from videoblip2.modeling import VideoBLIP2  # noqa: E402
 from videoblip2.tiny import DEFAULT_CORPUS, bert_style_tokenizer, t5_style_tokenizer  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 
 def real_size_model() -> VideoBLIP2:
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{g:<24}{groups[g]:>14,}{trainable[g]:>14,}")
     print(f"{'all':<24}{result['total']:>14,}{result['trainable']:>14,}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write_json(args.out, result, indent=2)
     return result
 
 

@@ -17,7 +17,6 @@ Answer sets for the test questions:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from eval.evaluate import main as evaluate  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_qa_annotations, save_qa_predictions  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 
 def blind(latent: synth.Latent, variant: str) -> dict:
@@ -112,8 +112,7 @@ def main(argv=None) -> dict:
         "accuracy": rows,
         "device": f"CPU ({os.cpu_count()} cores visible), {platform.processor() or platform.machine()}",
     }
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result, indent=2)
     print(f"\nwrote {args.out}")
     return result
 

@@ -17,13 +17,12 @@ Probes: ridge classifiers trained on the train split, accuracy on the test split
 features (time-blind), the means of the first and second half of the frames (time-aware), and the mean of
 the audio windows.
 
-    python bench/synth_reference.py [--size default | --num-videos N] [--seed 0] [--data DIR] [--out bench_synth.json]
+    python bench/synth_reference.py [--size default | --num-videos N] [--seed 0] [--difficulty hard] [--data DIR] [--out bench_synth.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
 from videoblip2.data import FeatureStore  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 
 def cider_metrics(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
@@ -64,9 +64,10 @@ def oracle_captions(latents: dict[str, synth.Latent], video_ids: list[str], vari
     out = {}
     for video_id in video_ids:
         latent = latents[video_id]
-        fields = {"subject": latent.subject, "place": latent.place, "action": latent.action, "sound": latent.sound}
+        fields = {"subject": latent.subject, "place": latent.place, "action": latent.action, "sound": latent.sound,
+                  "difficulty": latent.difficulty}
         if variant == "time-blind":
-            fields["action"] = synth.forward_action(latent.action)[0]
+            fields["action"] = synth.forward_action(latent.action, latent.difficulty)[0]
         elif variant == "audio-blind":
             fields["sound"] = None
         out[video_id] = synth.canonical_caption(fields)
@@ -131,6 +132,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     sizes.add_argument("--size", choices=list(synth.SIZES), default="default")
     sizes.add_argument("--num-videos", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", choices=list(synth.LEVELS), default="default")
     parser.add_argument("--data", default=None, help="write the data set here (default: a temporary directory)")
     parser.add_argument("--out", default="bench_synth.json", help="JSON results")
     return parser.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(args.data) if args.data else Path(tmp) / "synth"
         summary = synth.generate(data_dir, seed=args.seed, size=args.size, num_videos=args.num_videos,
-                                 overwrite=True, progress=False)
+                                 overwrite=True, progress=False, difficulty=args.difficulty)
         latents = synth.latent_factors(data_dir)
         train = load_annotations(data_dir / "train_val_videodatainfo.json", split="train")
         test = load_annotations(data_dir / "test_videodatainfo.json", split="test")
@@ -164,6 +166,7 @@ def main(argv=None) -> dict:
         "benchmark": "synth_reference",
         "size": args.size if args.num_videos is None else f"{args.num_videos} videos",
         "seed": args.seed,
+        "difficulty": args.difficulty,
         "splits": summary.splits,
         "videos_without_audio": summary.num_no_audio,
         "num_frames": summary.num_frames,
@@ -179,7 +182,7 @@ def main(argv=None) -> dict:
         "device": f"CPU ({os.cpu_count()} cores visible), {platform.processor() or platform.machine()}",
     }
     splits = " / ".join(str(v) for v in summary.splits.values())
-    print(f"synth {result['size']} (seed {args.seed}): {splits} videos (train/validate/test), "
+    print(f"synth {result['size']}, {args.difficulty} level (seed {args.seed}): {splits} videos (train/validate/test), "
           f"{summary.num_no_audio} without audio, generated in {summary.seconds:.2f} s")
     print(f"most common training caption ({count}x): {most_common!r}\n")
     names = list(next(iter(scores.values())))
@@ -197,8 +200,7 @@ def main(argv=None) -> dict:
     print(f"\nloader (train split): preload {loader['preload_seconds']:.2f} s, tokenize {loader['num_pairs']} "
           f"captions once {loader['tokenize_seconds']:.2f} s, CaptionDataset.batch({loader['batch_size']}) "
           f"{loader['batch_ms']:.2f} ms")
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result, indent=2)
     print(f"\nwrote {args.out}")
     return result
 

@@ -95,6 +95,7 @@ from videoblip2.modeling import (  # noqa: E402
     qformer_hf_config,
 )
 from videoblip2.tiny import bert_style_tokenizer  # noqa: E402
+from videoblip2.fileio import atomic_write_json
 
 # 11 words + EOS = 12 T5 tokens with the word-level benchmark tokenizer ([CLS] + 11 + [SEP] on the Q-Former side).
 PROMPT = "A short description of the video and of its sound:"
@@ -910,7 +911,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                              "date": datetime.date.today().isoformat(), "threads": torch.get_num_threads()},
                   "data": data}
         if args.out:
-            Path(args.out).write_text(json.dumps(result, indent=2))
+            atomic_write_json(args.out, result, indent=2)
         return result
     print(f"building {args.size} models (random weights) ...", flush=True)
     ours, reference = build_models(args.size, args.seed)
@@ -1016,8 +1017,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     print_table(result)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write_json(args.out, result, indent=2)
         print(f"wrote {args.out}")
     return result
 

@@ -25,6 +25,7 @@ from features.common import (
     RunSummary,
     VideoItem,
     add_common_arguments,
+    check_output,
     cli_main,
     feature_writer,
     finished_ids,
@@ -35,8 +36,10 @@ from features.common import (
     run_extraction,
     take_shard,
     update_meta,
+    weights_fingerprint,
     write_json_atomic,
 )
+from videoblip2.data import NO_AUDIO_SUFFIX
 from videoblip2.extract import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_HOP_S,
@@ -53,8 +56,7 @@ from videoblip2.extract import (
 
 logger = logging.getLogger("features.audio")
 
-NO_AUDIO_SUFFIX = ".noaudio.json"
-CHECKED_KEYS = ("model", "ckpt", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
+CHECKED_KEYS = ("model", "ckpt", "ckpt_sha256", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,6 +101,13 @@ def no_audio_ids(folder: Path) -> list[str]:
     return sorted(finished_ids(folder, [NO_AUDIO_SUFFIX]))
 
 
+def record_no_audio(out: Path) -> None:
+    """meta.json's ``no_audio`` list rebuilt from every shard's marker files. The list is read under the
+    meta.json lock: read before it, another shard's newer markers could be dropped by this shard's write."""
+    folder = Path(out) / "audio"
+    update_meta(out, "audio", lambda: {"no_audio": no_audio_ids(folder)})
+
+
 def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> RunSummary:
     """The extraction behind :func:`main`; ``encoder`` reuses a loaded model (benchmarks).
 
@@ -112,7 +121,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     items = take_shard(videos, shard_index, shard_count)
     if args.window <= 0 or args.hop <= 0:
         raise InputError("--window and --hop must be > 0")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_output(out, "audio", args.failures)
     done = finished_ids(folder, [".npy", NO_AUDIO_SUFFIX])
     skipped = sum(item.video_id in done for item in items)
     pending = list(iter_pending(items, done, args.limit))
@@ -120,7 +129,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
     if not pending:
         if read_meta(out).get("audio"):
-            update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+            record_no_audio(out)
         return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
 
     if encoder is None:
@@ -133,6 +142,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     entry = {
         "model": args.amodel if not args.amodel.endswith(".json") else Path(args.amodel).stem,
         "ckpt": Path(args.ckpt).name if args.ckpt else "none",
+        "ckpt_sha256": weights_fingerprint(args.ckpt),  # the content: file names are all alike
         "sample_rate": encoder.sample_rate,
         "window_s": args.window,
         "hop_s": args.hop,
@@ -172,8 +182,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
         failures=failures,
         desc="audio features",
     )
-    # Every shard rewrites the full list from the marker files, so the last one to finish leaves it complete.
-    update_meta(out, "audio", {"no_audio": no_audio_ids(folder)})
+    record_no_audio(out)
     summary.total, summary.skipped = len(items), skipped
     return summary
 

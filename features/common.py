@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -28,11 +30,11 @@ import numpy as np
 import torch
 
 from videoblip2.annotations import add_ann_format_argument
-from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError
-from videoblip2.fileio import atomic_open, atomic_write_json
+from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
+from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
+from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
 
 META_NAME = "meta.json"
-FAILURES_NAME = "failures.jsonl"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
@@ -148,7 +150,7 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
             raise InputError(f"{path}: --trim {trim} takes the clips of an annotation file (.json/.csv/.tsv, or "
                              "a .txt with --ann-format msvd); videos, folders and lists are used whole")
         if path.is_dir():
-            items += [VideoItem(f.stem, str(f)) for f in sorted(path.rglob("*")) if f.is_file() and _is_video(f)]
+            items += [VideoItem(f.stem, str(f)) for f in videos_in(path)]
         elif is_annotation:
             if not path.is_file():
                 raise InputError(f"{path}: no such annotation file")
@@ -222,19 +224,29 @@ def read_meta(root: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any], check: Sequence[str] = (),
-                has_features: bool = False) -> dict[str, Any]:
+def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any] | Callable[[], dict[str, Any]],
+                check: Sequence[str] = (), has_features: bool = False) -> dict[str, Any]:
     """Merge ``entry`` into ``meta.json[section]`` (locked read-modify-write, atomic replace).
 
-    If the folder already has features (``has_features``) and the recorded section disagrees with
-    ``entry`` on any key in ``check``, raise MetaMismatchError instead of mixing two kinds of features.
+    ``entry`` may be a function: it is then called under the lock, so what it reads from disk (the no-audio
+    markers of every shard) cannot change before the write. If the folder already has features
+    (``has_features``) and the recorded section disagrees with ``entry`` on any key in ``check``, raise
+    MetaMismatchError instead of mixing two kinds of features (a key the folder's meta.json does not record,
+    from an older extractor, is not compared).
     """
     root = Path(root)
     with _locked(root / ".meta.lock"):
+        if callable(entry):
+            entry = entry()
         meta = read_meta(root)
         old = meta.get(section) or {}
         if has_features and old:
-            diff = {k: (old.get(k), entry.get(k)) for k in check if old.get(k) != entry.get(k)}
+            unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
+            if unrecorded:
+                logging.getLogger("features").warning(
+                    "%s: the %s section does not record %s (an older extractor); cannot check them",
+                    root / META_NAME, section, ", ".join(unrecorded))
+            diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
             if diff:
                 shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
                 raise MetaMismatchError(
@@ -243,6 +255,44 @@ def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any], ch
         meta[section] = {**old, **entry}
         write_json_atomic(root / META_NAME, meta)
     return meta
+
+
+def weights_fingerprint(path: str | None) -> str | None:
+    """``"sha256:<hex>"`` of a local weights file (what identifies its content; every OpenAI CLIP file is
+    called ``open_clip_model.safetensors``), None for a tag (``openai``: open_clip pins it) or random weights.
+    Costs one read of the file: ~2 s for 1.7 GB (BENCHMARKS.md), once per run that has videos to do."""
+    if not path or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def check_output(out: Path, kind: str, failures: str | None) -> Path:
+    """Before any work: ``out`` is (or can be made) a writable folder, and so are ``out/kind`` and the
+    failure log's folder. A read-only mount or a file in the way is an InputError (exit 2), not a traceback
+    after the model was loaded. Also removes temporary files left by a killed run (`stale_temp_files`)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, expected the features folder")
+    folder = out / kind
+    places = [(out, "--out"), (folder, "--out")] + ([(Path(failures).parent, "--failures")] if failures else [])
+    for place, flag in places:
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"{flag}: cannot create the folder {place} ({error.strerror or error})") from None
+        try:
+            check_writable_dir(place, what=flag)
+        except PermissionError as error:
+            raise InputError(str(error)) from None
+    stale = stale_temp_files(folder) + stale_temp_files(out)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        logging.getLogger("features").info("removed %d temporary files of a killed run in %s", len(stale), out)
+    return folder
 
 
 class FailureLog:
@@ -544,6 +594,14 @@ def cli_main(run: Callable[[argparse.Namespace], "RunSummary"], args: argparse.N
         summary = run(args)
     except (InputError, ExtractorModelError, MetaMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # every file written so far is complete (temporary name + rename): a re-run resumes after the last one
+        where = e.filename or args.out
+        print(f"error: disk full while writing {where} (in {Path(args.out).resolve()}); the features written so "
+              "far are complete: free some space and run the same command again to resume", file=sys.stderr)
         return 2
     print(summary.line(kind), file=sys.stderr)
     return 1 if summary.failed else 0

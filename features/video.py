@@ -25,6 +25,7 @@ from features.common import (
     RunSummary,
     VideoItem,
     add_common_arguments,
+    check_output,
     cli_main,
     feature_writer,
     finished_ids,
@@ -34,6 +35,7 @@ from features.common import (
     run_extraction,
     take_shard,
     update_meta,
+    weights_fingerprint,
 )
 from videoblip2.extract import (
     CLIP_LAYERS,
@@ -48,7 +50,7 @@ from videoblip2.extract import (
 logger = logging.getLogger("features.video")
 
 # meta.json["video"] keys that must agree before new features join existing ones
-CHECKED_KEYS = ("model", "pretrained", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
+CHECKED_KEYS = ("model", "pretrained", "weights_sha256", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     shard_index, shard_count = parse_shard(args.shard)
     videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
     items = take_shard(videos, shard_index, shard_count)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_output(out, "video", args.failures)
     done = finished_ids(folder, [".npy"])
     pending = list(iter_pending(items, done, args.limit))
     failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     entry = {
         "model": args.model if not args.model.endswith(".json") else Path(args.model).stem,
         "pretrained": pretrained_label(args.pretrained),
+        "weights_sha256": weights_fingerprint(args.pretrained),  # the content: file names are all alike
         "quick_gelu": bool(args.quick_gelu or (args.pretrained or "").lower() == "openai"),
         "layer": args.layer,
         "num_frames": args.num_frames,

@@ -290,8 +290,18 @@ def test_lavis_stage1_with_dec_token_and_heads(tmp_path, bert_dir, bert_sd):
     path = tmp_path / "blip2_pretrained.pth"
     torch.save({"model": sd}, path)
 
+    # A Q-Former without the [DEC] row grows to 101 rows (as LAVIS's resize_token_embeddings does).
+    qformer, query_tokens = new_qformer()
+    report = init_qformer(qformer, query_tokens, bert=bert_dir, blip2=path)
+    assert report.vocab_resized == (VOCAB, VOCAB + 1) and qformer.config.vocab_size == VOCAB + 1
+    assert torch.equal(qformer.embeddings.word_embeddings.weight, sd["Qformer.bert.embeddings.word_embeddings.weight"])
+    assert "grown from 100 to 101 rows" in report.summary()
+    # many more rows is another vocabulary, not [DEC]: still an error that names vocab_size
+    big, _ = lavis_checkpoint(stage=1, vocab=VOCAB + 40)
+    qformer, query_tokens = new_qformer()
     with pytest.raises(CheckpointShapeError, match=r"vocab_size"):
-        init_qformer(*new_qformer(), bert=None, blip2=path)
+        init_qformer(qformer, query_tokens, bert=None, blip2=big)
+    assert qformer.embeddings.word_embeddings.weight.shape[0] == VOCAB  # nothing changed
 
     # A Q-Former with the [DEC] row: BERT fills rows 0..99, BLIP-2 then all 101.
     qformer, query_tokens = new_qformer(vocab_size=VOCAB + 1)
@@ -449,3 +459,31 @@ def test_infer_dims_and_copy_to_a_second_branch(tmp_path):
         audio.embeddings.layernorm.weight.add_(1.0)
     assert not torch.equal(video_queries, audio_queries)  # copies, not shared tensors
     assert not torch.equal(video.embeddings.layernorm.weight, audio.embeddings.layernorm.weight)
+
+
+def test_videoblip2_loads_a_checkpoint_with_the_dec_row(tmp_path, tiny_model):
+    """An InstructBLIP / LAVIS stage-1 Q-Former vocabulary (tokenizer + [DEC]) loads without editing
+    qformer.vocab_size; the grown vocabulary survives save_pretrained / from_pretrained."""
+    from videoblip2.modeling import VideoBLIP2
+
+    model = tiny_model
+    rows = model.video_qformer.config.vocab_size
+    torch.manual_seed(5)
+    checkpoint = {f"qformer.{k}": torch.randn_like(v) for k, v in model.video_qformer.state_dict().items()
+                  if not k.endswith("position_ids")}
+    checkpoint["qformer.embeddings.word_embeddings.weight"] = torch.randn(rows + 1, model.config.qformer.hidden_size)
+    checkpoint["query_tokens"] = torch.randn_like(model.video_query_tokens)
+    report = model.init_qformers(blip2=checkpoint, verbose=False)
+    assert report.vocab_resized == (rows, rows + 1)
+    assert model.config.qformer.vocab_size == rows + 1
+    for qformer in (model.video_qformer, model.audio_qformer):
+        assert torch.equal(qformer.embeddings.word_embeddings.weight,
+                           checkpoint["qformer.embeddings.word_embeddings.weight"])
+    model.save_pretrained(tmp_path / "m")
+    loaded = VideoBLIP2.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.audio_qformer.embeddings.word_embeddings.weight,
+                       checkpoint["qformer.embeddings.word_embeddings.weight"])
+    batch = dict(video=torch.randn(1, 3, model.config.video_dim), video_mask=torch.ones(1, 3, dtype=torch.bool))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(**batch)[0], model.encode(**batch)[0])

@@ -385,3 +385,20 @@ def test_qa_prompt_template_round_trips_and_is_checked(tmp_path):
     for bad in ("no field", "{question} {other}", "{question} and {question}", "{"):
         with pytest.raises(ConfigError, match="qa_prompt_template"):
             VideoBLIP2Config(qa_prompt_template=bad)
+
+
+def test_no_warning_on_build_run_save_load(tiny_model_factory, feature_batch, tmp_path):
+    """Warnings as errors (pytest.ini ignores FutureWarning globally, so this test turns them back on):
+    building (peft's `is_gradient_checkpointing` FutureWarning), forward, generate, save and load."""
+    import warnings
+
+    from videoblip2.modeling import VideoBLIP2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = tiny_model_factory(seed=0)
+        labels = torch.tensor([[5, 6, 1], [7, 1, -100], [8, 9, 1]])
+        model(**feature_batch, labels=labels).loss.backward()
+        model.generate(**feature_batch, max_new_tokens=3)
+        model.save_pretrained(tmp_path / "m")
+        VideoBLIP2.from_pretrained(tmp_path / "m")

@@ -158,3 +158,150 @@ def test_parse_caption_reads_every_caption_back(small):
     assert accuracy["action"] == pytest.approx(1 - np.mean(backward))
     assert accuracy["action (reversible)"] == pytest.approx(1 - np.sum(backward) / np.sum(reversible))
     assert accuracy["subject"] == accuracy["sound"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# difficulty levels
+
+# sha256 of every file of generate(num_videos=9) at the default level, written by the code before levels
+# existed (commit bb63f8e): the default level must stay byte-identical.
+DEFAULT_9_SHA256 = {
+    "audio/video0.npy": "e0a2353a743ec618517619e4a958cc0c4374af560d1579897f64663e9ad2748e",
+    "audio/video2.npy": "f1df15f7fd931b9f506d737c47f8dcaca67397a0d0bcaac8bcf4c61b85d7468a",
+    "audio/video3.npy": "7bed1cc1598d502ccb9a2d79845c62cd2d87e88c856be68bb134a30b1d546476",
+    "audio/video4.npy": "72372698e13069235f4760a852b497ad01a36817a4ec08a69a3d906147734eef",
+    "audio/video5.npy": "0de4bcda5a1e8e4cc411a034c29ce3378db951362d32839dbf576c8942de6a61",
+    "audio/video6.npy": "555ddce6e36d788a35c12fd5f29a6f2d56d36ddcdff2be81af89a418acb2caaa",
+    "audio/video7.npy": "e776a9463f6b284466025138992518d905afe7a2d55b889f7e49a5090dd6c0e8",
+    "audio/video8.npy": "a572db4aa264760e801412e88fa8185c04cbdac3083dddccebcc5035ddac4e99",
+    "meta.json": "638ba770c160212dd8c09bc15f663a5279619da88458ed0e7f650e258491bda0",
+    "synth_latents.json": "7bf4d585309c22caf109e0db58cca62aa2d1c51cfeedf24ebceaa4eac31bdb30",
+    "test_videodatainfo.json": "9f5dba64f2a589a764d46b69818e019f0700e24728687552058d3a04d0d3d12a",
+    "train_val_videodatainfo.json": "bd4af53c8f4c616ffef9131d26d6be7183ed8f9d046442a90f83ba569333801d",
+    "video/video0.npy": "31332e044f8995bcaaef635b0c9d48e8ca137b5f3eaaf4f4e38804a645a644b4",
+    "video/video1.npy": "a59f633ffe006995a40c0c26d5166a9c908f65bb08f173fac9ef9a12beb5f426",
+    "video/video2.npy": "2b8d4accb82420ac5149dafde2b737970f7de98035ce47cc99884feafa06df81",
+    "video/video3.npy": "1d089611c22b21ab51ecd74a83d2387b3984b68393ae2f4d7d7d5236590b771d",
+    "video/video4.npy": "d296fc9101d4fe6b8f11f909a5b0e1fc9063cad9ea09cdc9a43eb89966a866a4",
+    "video/video5.npy": "ad0c4077f74c1ea55210586c73894399b2237806059ddddc8f92c0c6dad21610",
+    "video/video6.npy": "214bc75ac32265102b0d3bf490c24a64510576ba8ac40f6a569e7e80494bd611",
+    "video/video7.npy": "502d8d11706bcf8cff599c4cd7edbe70f4cc7b32811861c1f20d75c3f65fe38b",
+    "video/video8.npy": "65dd8172b8e1b24790e5f941bb95bd2da8d0b721f298b0a2bb18836c36c148fa",
+}
+
+
+def test_default_level_is_byte_identical(tmp_path):
+    import hashlib
+
+    synth.generate(tmp_path / "d", num_videos=9, progress=False, difficulty="default")
+    files = _files(tmp_path / "d")
+    for name, digest in DEFAULT_9_SHA256.items():  # files other issues add (e.g. QA files) are not checked
+        assert hashlib.sha256(files[name]).hexdigest() == digest, name
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "hard"
+    summary = synth.main(["--out", str(out), "--num-videos", "45", "--difficulty", "hard", "--no-progress"])
+    return out, summary
+
+
+def test_hard_level_tables_and_captions(hard):
+    out, summary = hard
+    assert summary.splits == {"train": 30, "validate": 5, "test": 10}
+    level = synth.get_level("hard")
+    default = synth.get_level("default")
+    assert (len(level.subjects), len(level.places), len(level.actions), len(level.sounds)) == (10, 10, 11, 8)
+    assert len(level.reverse_pairs) == 4 and level.factor_scale < default.factor_scale
+    assert level.frame_noise > default.frame_noise and level.num_nuisances > default.num_nuisances
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["synth"]["difficulty"] == "hard"
+    latents = synth.latent_factors(out)
+    assert all(latent.difficulty == "hard" for latent in latents.values())
+    assert {latent.subject for latent in latents.values()} - set(default.subjects)  # new subjects are drawn
+    captions = _all_captions(out)
+    for video_id, caps in captions.items():
+        latent = latents[video_id]
+        truth = {"subject": latent.subject, "place": latent.place, "action": latent.action, "sound": latent.sound}
+        assert all(synth.parse_caption(c, "hard") == truth for c in caps), video_id
+    # longer captions than the default level's (same factors, longer templates)
+    hard_words = np.mean([len(c.split()) for caps in captions.values() for c in caps])
+    assert hard_words > 14
+    assert synth.canonical_caption(synth.Latent("x", "test", "old_man", "forest", "climb_down", "siren", "hard")) \
+        == "in this video an old man climbs down a ladder in the forest while a siren wails in the background"
+    assert synth.canonical_caption({"subject": "cat", "place": "garage", "action": "jump", "sound": None,
+                                    "difficulty": "hard"}) == "in this video a cat jumps in the garage"
+    canonical = {v: latent.canonical for v, latent in latents.items()}
+    assert synth.factor_accuracy(canonical, latents)["all"] == 1.0
+    # the question files follow the level's tables too
+    records = [r for name in synth.QA_FILES.values() for r in json.loads((out / name).read_text())]
+    assert records
+    for record in records:
+        latent = latents[record["video_id"]]
+        values = json.loads(record["templ_values"])
+        if record["question_content"] == "Who is in the video?":
+            assert record["anser"] == latent.subject.replace("_", " ")
+        elif record["question_content"] == "What sound can be heard?":
+            assert record["anser"] == latent.sound
+        elif record["question_content"] == "Can you hear <Object>?":
+            heard = latent.sound is not None and level.sounds[latent.sound][1][0] == values[0]
+            assert record["anser"] == ("yes" if heard else "no")
+    with pytest.raises(ValueError, match="unknown difficulty"):
+        synth.get_level("medium")
+
+
+def test_hard_level_phrases_parse_back_unambiguously():
+    """Every template x synonym x value of the hard tables reads back as exactly the rendered factors."""
+    level = synth.get_level("hard")
+    names = {f: list(getattr(level, f + "s")) for f in ("subject", "place", "action", "sound")}
+    for k in range(max(len(v) for v in names.values())):
+        for sound in (names["sound"][k % len(names["sound"])], None):
+            fields = {"subject": names["subject"][k % 10], "place": names["place"][(3 * k) % 10],
+                      "action": names["action"][k % 11], "sound": sound, "difficulty": "hard"}
+            templates = level.silent_templates if sound is None else level.sound_templates
+            for template in range(len(templates)):
+                for synonym in range(len(level.synonym_weights)):
+                    caption = synth.render_caption(fields, template, (synonym,) * 4)
+                    parsed = synth.parse_caption(caption, "hard")
+                    assert parsed == {f: fields[f] for f in names}, caption
+
+
+def test_hard_level_features(hard):
+    """Reversed actions are time-reversed; about half the sounds overlap a second, quieter, uncaptioned one."""
+    import dataclasses
+
+    out, _ = hard
+    prototypes = synth.make_prototypes(0, "hard")
+    params = synth.sample_action_params(np.random.default_rng(1))
+    up = synth.action_trajectory("climb_up", 16, params, prototypes)
+    np.testing.assert_array_equal(synth.action_trajectory("climb_down", 16, params, prototypes), up[::-1])
+    # the same draws without the overlap: the difference is exactly the second sound
+    level = prototypes.level
+    alone = dataclasses.replace(prototypes, level=dataclasses.replace(level, overlap_probability=0.0))
+    overlapped = 0
+    for i in range(40):
+        mixed = synth.audio_features("music", 8, prototypes, np.random.default_rng([7, i])).astype(np.float64)
+        clean = synth.audio_features("music", 8, alone, np.random.default_rng([7, i])).astype(np.float64)
+        extra = mixed - clean
+        rows = np.flatnonzero(np.linalg.norm(extra, axis=1) > 0.05)  # float16 rounding: ~0.02
+        if len(rows) == 0:
+            continue
+        overlapped += 1
+        assert len(rows) >= 4 and np.all(np.diff(rows) == 1)  # a contiguous run of at least half the windows
+        matches = {name: np.abs(extra[rows] - np.outer(extra[rows] @ v / (v @ v), v)).max()
+                   for name, v in prototypes.sound.items()}
+        other = min(matches, key=matches.get)
+        assert other != "music" and matches[other] < 0.01  # another sound, up to float16 rounding
+        vector = prototypes.sound[other]
+        loudness = extra[rows] @ vector / (vector @ vector)
+        assert np.all(loudness > level.overlap_loudness[0] - 0.02) and np.all(loudness < level.overlap_loudness[1] + 0.02)
+    assert 10 <= overlapped <= 30  # overlap_probability 0.5 of 40
+    # in the written files, the captioned sound is the loudest in most videos (noise and overlaps aside)
+    latents = synth.latent_factors(out)
+    loudest = []
+    for video_id, latent in latents.items():
+        if latent.sound is not None:
+            audio = np.load(out / "audio" / f"{video_id}.npy").astype(np.float64).mean(0)
+            weights = {name: audio @ v / (v @ v) for name, v in prototypes.sound.items()}
+            loudest.append(max(weights, key=weights.get) == latent.sound)
+    assert np.mean(loudest) > 0.75

@@ -1,4 +1,4 @@
-"""Training data: annotation splits for training and validation, and the preloaded feature stores."""
+"""Training data: caption and QA annotations for training and validation, and the preloaded feature stores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from train.distributed import DistInfo
 from train.errors import TrainingError
 from train.logger import print_main
-from videoblip2.annotations import has_splits, load_annotations
+from videoblip2.annotations import QAItem, has_splits, load_annotations, load_qa_annotations
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.data import FeatureStore
 
@@ -36,6 +36,27 @@ def load_train_val(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict
     if overlap:
         raise TrainingError(f"{len(overlap)} videos are in both the training and the validation annotations, "
                             f"e.g. {sorted(overlap)[:3]}")
+    return train, val
+
+
+def load_qa_train_val(args: argparse.Namespace) -> tuple[list[QAItem], list[QAItem] | None]:
+    """(training questions, validation questions or None) from --qa-ann / --qa-val-ann; [] without --qa-ann."""
+    if not args.qa_ann:
+        return [], None
+    train = load_qa_annotations(args.qa_ann)
+    if train[0].answer is None:
+        raise TrainingError(f"{args.qa_ann}: the questions have no answers to train on")
+    val = load_qa_annotations(args.qa_val_ann) if args.qa_val_ann else None
+    if val is not None:
+        if val[0].answer is None:
+            raise TrainingError(f"{args.qa_val_ann}: the validation questions have no answers to score against")
+        if args.val_videos is not None:
+            keep = list(dict.fromkeys(item.video_id for item in val))[: args.val_videos]
+            val = [item for item in val if item.video_id in set(keep)]
+        overlap = {item.video_id for item in train} & {item.video_id for item in val}
+        if overlap:
+            raise TrainingError(f"{len(overlap)} videos have questions in both {args.qa_ann} and {args.qa_val_ann}, "
+                                f"e.g. {sorted(overlap)[:3]}")
     return train, val
 
 

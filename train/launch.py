@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any, Callable
 
 import torch
@@ -13,7 +12,7 @@ import torch
 from train.distributed import DistInfo, cleanup_distributed, setup_distributed
 from train.errors import TrainingError
 from train.rng import set_seed
-from videoblip2.annotations import AnnotationError
+from videoblip2.cli import cli as library_cli
 
 
 def start(args: argparse.Namespace) -> DistInfo:
@@ -42,13 +41,4 @@ def run(body: Callable[[argparse.Namespace, DistInfo], dict[str, Any]], args: ar
 
 def cli(main: Callable[[], Any]) -> None:
     """`python -m` entry: errors that speak to the user (bad files, flags, states) print one line, exit 2."""
-    from videoblip2.config import ConfigError
-    from videoblip2.data import DataError, FeatureError
-    from videoblip2.modeling import CheckpointError
-
-    try:
-        main()
-    except (TrainingError, AnnotationError, FeatureError, DataError, ConfigError, CheckpointError,
-            FileNotFoundError) as error:
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    library_cli(main, extra=(TrainingError,))

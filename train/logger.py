@@ -64,7 +64,8 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_key
 
     panels = [("loss", [(train, "loss", "train"), (val, "val_loss", "validation")]),
               ("learning rate", [(train, "lr", "lr")]),
-              ("validation CIDEr-D (greedy)", [(val, "val_cider", "val CIDEr-D")])]
+              ("validation (greedy): CIDEr-D, QA accuracy", [(val, "val_cider", "val CIDEr-D"),
+                                                              (val, "val_qa_accuracy", "val QA accuracy")])]
     if extra_keys:
         panels.append(("reward / advantage", [(train, k, k) for k in extra_keys]))
     else:
@@ -89,6 +90,18 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_key
             fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
+
+
+def try_plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_keys: Sequence[str] = ()) -> bool:
+    """`plot_log`, best-effort: without matplotlib, warn and return False (the caller stops trying: one warning)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"warning: matplotlib is not installed: no {Path(png_path).name} (pip install matplotlib); "
+              "log.jsonl has every number", flush=True)
+        return False
+    plot_log(log_path, png_path, extra_keys)
+    return True
 
 
 def print_main(dist: DistInfo, message: str) -> None:

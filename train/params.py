@@ -40,11 +40,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> No
                             "attention, T5 dropout_rate, LoRA dropout); 0 disables dropout")
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
+def add_data_args(parser: argparse.ArgumentParser, *, captions_required: bool = True) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--features", required=True,
                        help="features directory: video/{id}.npy [T, 768], audio/{id}.npy [T, 512], meta.json")
-    group.add_argument("--ann", required=True,
+    group.add_argument("--ann", required=captions_required, default=None,
                        help="training captions: official MSR-VTT JSON (train_val_videodatainfo.json; its "
                             "--train-split), a list of {video_id, caption}, {video_id: [captions]}, MSVD "
                             "(AllVideoDescriptions.txt / corpus .csv + youtube_mapping.txt beside it), a VALOR or "
@@ -62,10 +62,36 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="keep the preloaded features in CPU memory instead of moving them to the GPU once")
 
 
+def add_qa_args(parser: argparse.ArgumentParser) -> None:
+    """Question answering in train_ce: QA files, their mix with captions, the metric that picks best/."""
+    group = parser.add_argument_group("question answering")
+    group.add_argument("--qa-ann", default=None,
+                       help="training questions (MUSIC-AVQA, MSRVTT-QA/MSVD-QA or plain QA JSON/JSONL; "
+                            "videoblip2.annotations.load_qa_annotations): alone, or with --ann for a multi-task run")
+    group.add_argument("--qa-val-ann", default=None, help="validation questions (validation QA accuracy)")
+    group.add_argument("--qa-ratio", type=float, default=None,
+                       help="with --ann and --qa-ann: the fraction of each epoch's items that are questions, the "
+                            "smaller set repeated to reach it (default: the two sets as they are)")
+    group.add_argument("--qa-closed-vocabulary", action="store_true",
+                       help="validate QA by ranking the training answers (as predict --closed-vocabulary) instead "
+                            "of generating answers")
+    group.add_argument("--best-metric", default=None,
+                       choices=("val_cider", "val_qa_accuracy", "val_loss", "val_qa_loss"),
+                       help="the validation metric that picks best/ (losses: lowest; others: highest); default "
+                            "val_cider when the run has captions, else val_qa_accuracy")
+
+
 def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: float = 0.05,
                    warmup_ratio: float = 0.05) -> None:
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    group.add_argument("--lr", type=float, default=lr,
+                       help=f"peak learning rate of the new layers: input projections, time embeddings, proj_video/"
+                            f"proj_audio, LoRA (default {lr:g}); of everything when --qformer-lr is the same")
+    group.add_argument("--qformer-lr", type=float, default=None,
+                       help="peak learning rate of the pretrained Q-Formers and their query tokens (default: 1e-5, "
+                            "LAVIS' BLIP-2 caption fine-tuning rate, when train_ce initialises them from --bert/"
+                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and --model "
+                            "runs and SCST use one rate unless told)")
     group.add_argument("--weight-decay", type=float, default=weight_decay,
                        help="AdamW weight decay; never applied to biases, norms and embeddings")
     group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
@@ -103,3 +129,66 @@ def add_run_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: in
                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
     group.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
     group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# numeric flags: checked at parse time (a bad value would otherwise do nothing, or fail late inside torch)
+
+# flag -> (low, high, low included, high included); None: unbounded. A flag a parser lacks is skipped.
+NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0, None, False, False),
+    "qformer_lr": (0, None, False, False),
+    "weight_decay": (0, None, True, False),
+    "adam_betas": (0, 1, True, False),
+    "warmup_steps": (0, None, True, False),
+    "warmup_ratio": (0, 1, True, True),
+    "max_grad_norm": (0, None, True, False),
+    "grad_accum": (1, None, True, False),
+    "epochs": (1, None, True, False),
+    "max_steps": (1, None, True, False),
+    "batch_size": (1, None, True, False),
+    "val_batch_size": (1, None, True, False),
+    "seed": (0, None, True, False),
+    "log_every": (1, None, True, False),
+    "eval_every": (0, None, True, False),
+    "save_every": (0, None, True, False),
+    "num_threads": (1, None, True, False),
+    "val_videos": (1, None, True, False),
+    "dropout": (0, 1, True, False),
+    "tiny_hidden": (1, None, True, False),
+    "tiny_layers": (1, None, True, False),
+    "tiny_queries": (1, None, True, False),
+    "temperature": (0, None, False, False),
+    "max_sample_len": (1, None, True, False),
+}
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low_in else '>'} {low:g}")
+    if high is not None:
+        parts.append(f"{'<=' if high_in else '<'} {high:g}")
+    return " and ".join(parts)
+
+
+def check_numeric_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`parser.error` (usage + one line, exit 2) for a numeric flag outside `NUMERIC_RANGES` (NaN and inf too)."""
+    import math
+
+    for name, (low, high, low_in, high_in) in NUMERIC_RANGES.items():
+        value = getattr(args, name, None)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None:
+                continue
+            ok = math.isfinite(v) and (low is None or (v >= low if low_in else v > low)) and (
+                high is None or (v <= high if high_in else v < high))
+            if not ok:
+                parser.error(f"--{name.replace('_', '-')} must be {_range_text(low, high, low_in, high_in)}, got {v}")
+
+
+# Flags whose value the saved state fixes: on resume the optimizer's hyperparameters and schedule come from
+# state/training_state.pt and the model from state/model, so a changed value here would be silently ignored.
+FIXED_ON_RESUME = ("lr", "weight_decay", "adam_betas", "warmup_steps", "warmup_ratio", "model", "checkpoint",
+                   "tiny", "tiny_hidden", "tiny_layers", "tiny_queries", "tiny_frozen_t5", "config", "t5",
+                   "t5_tokenizer", "qformer_tokenizer", "bert", "blip2", "dropout")

@@ -29,6 +29,7 @@ import torch
 from train.distributed import DistInfo, barrier
 from train.errors import TrainingError
 from train.file_utils import dir_siblings, recover_dir
+from train.params import FIXED_ON_RESUME
 from videoblip2.modeling import CONFIG_NAME
 
 LOG_NAME = "log.jsonl"
@@ -83,6 +84,41 @@ def prepare_output(args: argparse.Namespace, dist: DistInfo) -> tuple[Path, Resu
     if not (state_dir / STATE_FILE).is_file():
         if args.resume:
             raise TrainingError(f"--resume: {state_dir / STATE_FILE} does not exist; nothing to resume from")
+        if dist.is_main:
+            drop_unsaved_log(out)
+        barrier(dist)
         return out, None
     training = torch.load(state_dir / STATE_FILE, map_location="cpu", weights_only=False)
+    check_fixed_flags(training.get("args") or {}, args, state_dir / STATE_FILE)
     return out, ResumeState(model_dir=state_dir / "model", training=training)
+
+
+def drop_unsaved_log(out: Path) -> None:
+    """A fresh start finding log.jsonl: its records are from an attempt killed before its first save (a finished
+    or saved run leaves state/). They are dropped, as a resume drops the records after its saved step, so the
+    log and its plot hold one run."""
+    log = out / LOG_NAME
+    if log.exists():
+        count = sum(1 for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+        print(f"{log}: dropping {count} records of an earlier attempt that stopped before its first save",
+              flush=True)
+        log.unlink()
+        (out / PLOT_NAME).unlink(missing_ok=True)
+
+
+def check_fixed_flags(saved: dict[str, Any], args: argparse.Namespace, state_file: Path) -> None:
+    """On resume, a flag the saved state fixes (`train.params.FIXED_ON_RESUME`: optimizer hyperparameters, the
+    model) must be unchanged: the saved optimizer and model would silently override the new value."""
+    changed = []
+    for name in FIXED_ON_RESUME:
+        if name not in saved or not hasattr(args, name):
+            continue
+        old, new = saved[name], getattr(args, name)
+        if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+            old, new = list(old), list(new)
+        if old != new:
+            changed.append(f"--{name.replace('_', '-')} {old!r} (saved) vs {new!r} (now)")
+    if changed:
+        raise TrainingError(f"{state_file}: resuming keeps the saved run's optimizer and model, so these changed flags "
+                            f"would be ignored: {'; '.join(changed)}. Re-run with the saved values, or start a new "
+                            "run with --overwrite or another --out")

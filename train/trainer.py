@@ -29,8 +29,8 @@ from torch import nn
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier
 from train.errors import TrainingError
 from train.file_utils import atomic_write_dir, write_json
-from train.logger import JsonlLog, plot_log, print_main
-from train.optim import build_optimizer, build_scheduler
+from train.logger import JsonlLog, print_main, try_plot_log
+from train.optim import build_optimizer, build_scheduler, group_lrs
 from train.precision import autocast
 from train.rng import rng_state, set_rng_state
 from train.run_dir import INFO_FILE, LOG_NAME, PLOT_NAME, PROGRESS_FILE, STATE_DIR, STATE_FILE, ResumeState
@@ -44,7 +44,7 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # global batches of `epoch` already consumed
-    best_cider: float = -math.inf
+    best_score: float = -math.inf  # of the run's best metric, signed so that higher is better (losses negated)
     best_step: int = -1
 
 
@@ -77,6 +77,12 @@ class Trainer:
         self.module = module
         self.log = JsonlLog(out / LOG_NAME, enabled=dist.is_main)
         self.extra_info = dict(extra_info or {})
+        self.plotting = True  # log.png is best-effort: off after a warning when matplotlib is missing
+        # best/ follows one validation metric the run names (--best-metric; default CIDEr-D); losses count lowest
+        self.best_metric = getattr(args, "best_metric", None) or "val_cider"
+        if validator is not None and self.best_metric not in validator.metrics:
+            raise TrainingError(f"--best-metric {self.best_metric}: this run's validation reports "
+                                f"{', '.join(validator.metrics)}")
         if resumed is not None:
             self._restore(resumed)
 
@@ -85,11 +91,17 @@ class Trainer:
         saved = state.training["progress"]
         run = state.training["run"]
         mine = self._run_signature()
-        for key in ("global_batch", "seed", "num_items", "task"):
-            if run.get(key) != mine[key]:
+        for key in ("global_batch", "seed", "num_items", "task", "best_metric"):
+            if (key in run or key != "best_metric") and run.get(key) != mine[key]:
                 raise TrainingError(f"{self.out / STATE_DIR}: the saved run has {key}={run.get(key)!r}, this one "
                                     f"{mine[key]!r}; resume with the same settings or use --overwrite")
-        self.optimizer.load_state_dict(state.training["optimizer"])
+        saved_groups = [g.get("name") for g in state.training["optimizer"]["param_groups"]]
+        my_groups = [g.get("name") for g in self.optimizer.param_groups]
+        if len(saved_groups) != len(my_groups) or (all(saved_groups) and saved_groups != my_groups):
+            raise TrainingError(f"{self.out / STATE_DIR}: the saved optimizer has parameter groups {saved_groups}, this "
+                                f"run {my_groups} (--qformer-lr differs?); resume with the same settings or use "
+                                "--overwrite")
+        self.optimizer.load_state_dict(state.training["optimizer"])  # each group's rate and schedule position
         self.scheduler.load_state_dict(state.training["scheduler"])
         if run.get("total_steps") != self.total_steps:
             print_main(self.dist, f"warning: total steps changed from {run.get('total_steps')} to {self.total_steps}; "
@@ -100,6 +112,8 @@ class Trainer:
             for group, lr in zip(self.optimizer.param_groups, lrs):
                 group["lr"] = lr
             self.scheduler._last_lr = list(lrs)
+        if "best_cider" in saved:  # a state written before best/ could follow another metric
+            saved = {**saved, "best_score": saved.pop("best_cider")}
         self.progress = Progress(**saved)
         rng = state.training["rng"]
         if len(rng) == self.dist.world_size:
@@ -112,7 +126,7 @@ class Trainer:
 
     def _run_signature(self) -> dict[str, Any]:
         return {"task": self.task.name, "global_batch": self.global_batch, "seed": self.args.seed,
-                "num_items": self.task.num_items, "total_steps": self.total_steps,
+                "num_items": self.task.num_items, "total_steps": self.total_steps, "best_metric": self.best_metric,
                 "world_size": self.dist.world_size}
 
     # ------------------------------------------------------------------ saving
@@ -142,8 +156,9 @@ class Trainer:
                     "args": vars(self.args),
                 }, path / STATE_FILE)
                 progress = dataclasses.asdict(self.progress)
-                if not math.isfinite(progress["best_cider"]):
-                    progress["best_cider"] = None
+                if not math.isfinite(progress["best_score"]):
+                    progress["best_score"] = None
+                progress["best_metric"] = self.best_metric
                 write_json(path / PROGRESS_FILE, {**progress, **self._run_signature()})
 
             atomic_write_dir(self.out / STATE_DIR, write_state)
@@ -159,7 +174,7 @@ class Trainer:
 
             atomic_write_dir(self.out / "best", write)
             self.log.write({"type": "save", "step": self.progress.step, "epoch": self.progress.epoch,
-                            "dirs": ["best"], "val_cider": val["val_cider"]})
+                            "dirs": ["best"], self.best_metric: val[self.best_metric]})
         barrier(self.dist)
 
     # ------------------------------------------------------------------ evaluation
@@ -170,15 +185,22 @@ class Trainer:
         val = self.validator(self.model)
         p = self.progress
         record = {"type": "val", "step": p.step, "epoch": p.epoch, **val,
-                  "cider_df": "validation references", "seconds": round(time.perf_counter() - start, 3)}
+                  **({"cider_df": "validation references"} if "val_cider" in val else {}),
+                  "seconds": round(time.perf_counter() - start, 3)}
         self.log.write(record)
         if self.dist.is_main:
             from tqdm.auto import tqdm
 
-            tqdm.write(f"[step {p.step}] val loss {val['val_loss']:.4f}  val CIDEr-D {val['val_cider']:.4f}  "
-                       f"e.g. {val['examples'][0]['video_id']}: {val['examples'][0]['caption']!r}")
-        if val["val_cider"] > p.best_cider:
-            p.best_cider, p.best_step = val["val_cider"], p.step
+            shown = [f"{name} {val[name]:.4f}" for name in ("val_loss", "val_cider", "val_qa_accuracy") if name in val]
+            if "examples" in val:
+                shown.append(f"e.g. {val['examples'][0]['video_id']}: {val['examples'][0]['caption']!r}")
+            if "qa_examples" in val:
+                example = val["qa_examples"][0]
+                shown.append(f"e.g. {example['question']!r} -> {example['answer']!r}")
+            tqdm.write(f"[step {p.step}] " + "  ".join(shown))
+        score = -val[self.best_metric] if self.best_metric.endswith("loss") else val[self.best_metric]
+        if score > p.best_score:
+            p.best_score, p.best_step = score, p.step
             self.save_best(val)
         return val
 
@@ -229,7 +251,8 @@ class Trainer:
                         acc[1] += weight
                 grad_norm = (torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
                              if args.max_grad_norm > 0 else total_grad_norm(self.params))
-                lr = self.scheduler.get_last_lr()[0]
+                lrs = group_lrs(self.optimizer)
+                lr = lrs["lr"]
                 self.optimizer.step()
                 self.scheduler.step()
                 p.step += 1
@@ -243,7 +266,7 @@ class Trainer:
                     metrics = {k: float(reduced[2 * i] / reduced[2 * i + 1]) if reduced[2 * i + 1] else float("nan")
                                for i, k in enumerate(keys)}
                     metrics = task.finalize_metrics(metrics)
-                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, "lr": lr,
+                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, **lrs,
                               "grad_norm": float(grad_norm), f"{task.unit}_per_s": round(rate, 2)}
                     self.log.write(record)
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}",
@@ -254,14 +277,25 @@ class Trainer:
                     val = last_val = self.evaluate()
                 if (args.save_every and p.step % args.save_every == 0) or end_of_epoch or final:
                     self.save(val if val is not None else last_val)
-                if (end_of_epoch or final) and dist.is_main:
-                    plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
+                if (end_of_epoch or final) and dist.is_main and self.plotting:
+                    self.plotting = try_plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
         bar.close()
-        summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, "best_val_cider": p.best_cider,
-                   "best_step": p.best_step, "last_validation": last_val}
-        print_main(dist, f"done: step {p.step}, best val CIDEr-D {p.best_cider:.4f} at step {p.best_step}; "
-                     f"models in {self.out / 'best'} and {self.out / 'last'}")
+        best = -p.best_score if self.best_metric.endswith("loss") else p.best_score
+        summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, f"best_{self.best_metric}": best,
+                   "best_metric": self.best_metric, "best_step": p.best_step, "last_validation": last_val}
+        print_main(dist, self._summary_line())
         return summary
+
+
+    def _summary_line(self) -> str:
+        """The final line; it names only the model directories that exist (no validation: no best/)."""
+        p = self.progress
+        saved = [str(self.out / name) for name in ("best", "last") if (self.out / name).is_dir()]
+        text = f"done: step {p.step}"
+        if math.isfinite(p.best_score):
+            best = -p.best_score if self.best_metric.endswith("loss") else p.best_score
+            text += f", best {self.best_metric} {best:.4f} at step {p.best_step}"
+        return text + (f"; models in {' and '.join(saved)}" if saved else "; no model saved")
 
 
 def total_grad_norm(params: Sequence[nn.Parameter]) -> torch.Tensor:

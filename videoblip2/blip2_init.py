@@ -105,6 +105,10 @@ _PREFIXES = {
 }
 _QFORMER_ROOTS = ("embeddings.", "encoder.layer.", "layernorm.")
 _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
+# LAVIS's BLIP-2 tokenizer is bert-base-uncased plus [DEC] (30523 rows, InstructBLIP's qformer vocab_size too). A
+# BLIP-2 checkpoint with up to this many rows more than the Q-Former grows its vocabulary on load, as LAVIS's
+# resize_token_embeddings(len(tokenizer)) does; more extra rows mean another vocabulary: an error.
+MAX_EXTRA_VOCAB_ROWS = 16
 _TEXT_FFN = re.compile(r"^(encoder\.layer\.\d+\.)(intermediate|output)\.(.*)$")
 
 
@@ -295,6 +299,7 @@ class LoadReport:
     not_written: list[str] = field(default_factory=list)  # still at their random initialisation
     final_source: dict[str, str] = field(default_factory=dict)  # parameter -> "bert" | "blip2"
     files: dict[str, str] = field(default_factory=dict)  # source -> file / id it was read from
+    vocab_resized: tuple[int, int] | None = None  # (old, new) Q-Former vocabulary rows, if the checkpoint grew it
 
     def loaded(self, source: str | None = None) -> list[KeyLoad]:
         return [e for e in self.entries if e.loaded and source in (None, e.source)]
@@ -326,6 +331,10 @@ class LoadReport:
         lines.append(f"Q-Former parameters: {n_params} tensors; "
                      + ", ".join(f"{n} from {s}" for s, n in sorted(by_source.items()))
                      + f", {len(self.not_written)} never written (random init)")
+        if self.vocab_resized:
+            old, new = self.vocab_resized
+            lines.append(f"  Q-Former vocabulary grown from {old} to {new} rows to fit the BLIP-2 checkpoint "
+                         "(its tokenizer adds [DEC]; LAVIS resizes the embeddings the same way)")
         kept = self.kept_from_bert()
         if kept:
             lines.append(f"  from BERT because the BLIP-2 checkpoint lacks them (the stage-2 T5 checkpoints drop "
@@ -454,6 +463,10 @@ def _plan(source_name: str, source: _Source, targets: dict[str, torch.Tensor], q
             if target.endswith("word_embeddings.weight") and len(shape) == 2 and shape[1] == dst[1] \
                     and shape[0] < dst[0]:
                 note = f"rows 0..{shape[0] - 1} of {dst[0]}; the rest keep their initialisation"
+            elif target.endswith("word_embeddings.weight") and len(shape) == 2 and shape[1] == dst[1] \
+                    and source_name == "blip2" and dst[0] < shape[0] <= dst[0] + MAX_EXTRA_VOCAB_ROWS:
+                note = (f"{shape[0]} rows: the Q-Former's vocabulary grows from {dst[0]} (vocab_size); "
+                        "the extra rows are special tokens of the BLIP-2 tokenizer ([DEC])")
             else:
                 raise CheckpointShapeError(
                     f"{source.label}: key {key!r} has shape {list(shape)} but Q-Former parameter {target!r} "
@@ -511,6 +524,19 @@ def init_qformer(
         source = _open(spec, name, cache_dir)
         report.files[name] = source.label
         plans.append((name, source, _plan(name, source, targets, qformer)))
+
+    # A BLIP-2 vocabulary with [DEC]: grow the embeddings first (old rows kept), then write as usual.
+    word_embeddings = "embeddings.word_embeddings.weight"
+    rows = max((entry.shape[0] for _, _, plan in plans for entry in plan
+                if entry.loaded and word_embeddings in entry.targets), default=0)
+    current = targets[word_embeddings].shape[0] if word_embeddings in targets else 0
+    if rows > current:
+        if not hasattr(qformer, "resize_token_embeddings"):
+            raise CheckpointShapeError(f"the BLIP-2 vocabulary has {rows} rows, the Q-Former {current}: set its "
+                                       f"vocab_size to {rows}")
+        qformer.resize_token_embeddings(rows, mean_resizing=False)  # also sets qformer.config.vocab_size
+        targets[word_embeddings] = qformer.get_parameter(word_embeddings)
+        report.vocab_resized = (current, rows)
 
     for name, source, plan in plans:
         for entry in plan:

@@ -3,9 +3,11 @@
     python -m videoblip2.caption clip1.mp4 clip2.webm --model runs/scst/best \\
         --clip-pretrained /models/ViT-L-14-openai.safetensors --quick-gelu --clap /models/630k-audioset-best.pt
 
-prints ``path<TAB>caption`` per video (``--json`` for a JSON list). The CLIP/CLAP settings must be the ones
-the model's training features were extracted with (``FEATURES/meta.json``); frames and audio windows are
-capped at the model's ``max_frames`` / ``max_audio_windows``.
+prints ``path<TAB>caption`` per video (``--json`` for a JSON list); ``--question "Is the cello playing?"``
+answers the question about each video instead (``path<TAB>answer``; the question goes into the model's
+``qa_prompt_template``). The CLIP/CLAP settings must be the ones the model's training features were extracted
+with (``FEATURES/meta.json``); frames and audio windows are capped at the model's ``max_frames`` /
+``max_audio_windows``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .extract import (
     DEFAULT_HOP_S,
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
+    VIDEO_EXTENSIONS,
     ClapWindowEncoder,
     ClipFrameEncoder,
     ExtractionError,
@@ -37,6 +40,7 @@ from .extract import (
     auto_device,
     load_clap,
     load_clip,
+    videos_in,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,24 @@ def _pad(rows: list[np.ndarray | None], max_len: int, dim: int) -> tuple[torch.T
         if array is not None:
             out[i], lengths[i] = pad_or_subsample(array, max_len)
     return torch.from_numpy(out).float(), lengths_to_mask(torch.from_numpy(lengths), max_len)
+
+
+def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """Each folder becomes the video files under it (recursively, sorted), as the extractors read folders.
+
+    Raises:
+        FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+    """
+    out: list[str | os.PathLike] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = videos_in(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
+            out += [str(f) for f in found]
+        else:
+            out.append(path)
+    return out
 
 
 def caption_videos(
@@ -68,11 +90,12 @@ def caption_videos(
     prompt: str | None = None,
     on_error: str = "raise",
     decoding: DecodingOptions | None = None,
+    question: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Caption video files.
+    """Caption video files, or answer a question about each.
 
     Args:
-        paths: video files (any container/codec FFmpeg reads).
+        paths: video files (any container/codec FFmpeg reads) or folders of them (see `expand_folders`).
         model: a ``VideoBLIP2`` or a ``save_pretrained`` directory.
         clip: frame encoder (``videoblip2.extract.load_clip``); default ViT-L-14 with OpenAI weights (a
             download). Its ``dim`` must equal ``model.config.video_dim``.
@@ -83,11 +106,16 @@ def caption_videos(
         decoding: all decoding options (``videoblip2.decoding.DecodingOptions``); replaces ``num_beams`` and
             ``max_new_tokens`` when given.
         on_error: "raise" (ExtractionError) or "record" (the video's entry gets "error", caption None).
+        question: answer this question instead of captioning: the prompt is
+            ``model.config.qa_prompt(question)``; each entry gets "question" and "answer" (caption None).
 
     Returns:
         One dict per path, in order: ``{"video": path, "video_id": stem, "caption": str | None,
-        "frames": T_v, "audio_windows": T_a (0 = no sound)}`` (+ ``"error"`` when recorded).
+        "frames": T_v, "audio_windows": T_a (0 = no sound)}`` (+ ``"error"`` when recorded; + ``"question"``,
+        ``"answer"`` with ``question``).
     """
+    if question is not None and prompt is not None:
+        raise ValueError("give a prompt or a question, not both")
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     if isinstance(model, (str, os.PathLike)):
@@ -104,13 +132,18 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
+    paths = expand_folders(paths)
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
+    if question is not None:
+        prompt = config.qa_prompt(question)
     results: list[dict[str, Any]] = []
     features: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # (result index, video, audio)
     for path in paths:
         entry: dict[str, Any] = {"video": str(path), "video_id": Path(path).stem, "caption": None}
+        if question is not None:
+            entry.update(question=question, answer=None)
         try:
             video = clip.encode_video(path, config.max_frames, fps=fps)  # (T_v, video_dim)
             audio = None
@@ -133,14 +166,14 @@ def caption_videos(
         audio, audio_mask = _pad([a for _, _, a in chunk], config.max_audio_windows, config.audio_dim)
         captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, **generate_kwargs)
         for (index, _, _), caption in zip(chunk, captions):
-            results[index]["caption"] = caption
+            results[index]["answer" if question is not None else "caption"] = caption
     return results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("videos", nargs="+", help="video files")
+    parser.add_argument("videos", nargs="+", help="video files or folders (searched recursively for videos)")
     parser.add_argument("--model", required=True, help="VideoBLIP2 save_pretrained directory")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
@@ -155,7 +188,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clap.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
     clap.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="audio hop, seconds")
     gen = add_decoding_args(parser, num_beams=PREDICT_NUM_BEAMS, title="generation")
-    gen.add_argument("--prompt", help="default: the model's config.prompt")
+    text = gen.add_mutually_exclusive_group()
+    text.add_argument("--prompt", help="default: the model's config.prompt")
+    text.add_argument("--question", help="answer this question about each video (in the model's qa_prompt_template) "
+                                         "instead of captioning it")
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--device", default="auto", help="cuda, cpu or auto")
     return parser.parse_args(argv)
@@ -178,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("no --clap checkpoint: captioning without sound")
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                                  hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
-                                 decoding=DecodingOptions.from_args(args))
-    except (CheckpointError, ExtractorModelError) as e:
+                                 decoding=DecodingOptions.from_args(args), question=args.question)
+    except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
@@ -189,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in entry:
                 print(f"{entry['video']}\tERROR: {entry['error']}")
             else:
-                print(f"{entry['video']}\t{entry['caption']}")
+                print(f"{entry['video']}\t{entry['answer' if args.question is not None else 'caption']}")
     return 1 if any("error" in entry for entry in results) else 0
 
 

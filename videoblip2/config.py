@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +68,9 @@ class T5Config:
     # Train every T5 weight, not only LoRA. For randomly initialised (tiny) T5s only: they have no
     # pretrained language to preserve, and a frozen random T5 learns captions far too slowly.
     train_base: bool = False
+    # Override of the T5's dropout_rate (train_ce --dropout); None keeps the checkpoint's / architecture's.
+    # Stored here so that a saved model, and a resumed run, rebuild the T5 with the same dropout.
+    dropout_rate: float | None = None
 
 
 @dataclass
@@ -160,4 +165,50 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
             f"known: {', '.join(sorted(known))}"
         )
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, (dict, hint)):
+                raise ConfigError(f"{prefix}{key}: expected a JSON object, got {type(value).__name__} {value!r}")
+        elif not _has_type(value, hint):
+            raise ConfigError(f"{prefix}{key}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
     return cls(**data)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """JSON-level type check of one config value: int is not bool, float accepts int, containers checked inside."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, (list, tuple)) and all(_has_type(v, args[0]) for v in value) if args else True
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if hint in names:
+        return names[hint]
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return f"a list ({_type_name(typing.get_args(hint)[0])} each)" if typing.get_args(hint) else "a list"
+    if origin is dict:
+        return "a JSON object"
+    return getattr(hint, "__name__", str(hint))

@@ -6,8 +6,9 @@ On-disk layout (written by ``features/`` or ``videoblip2.synth``)::
     FEATURES/audio/{video_id}.npy   float16/32 [T_a, audio_dim]   (one row per audio window)
     FEATURES/meta.json              optional; meta["audio"]["no_audio"] lists videos without sound
 
-A video whose audio file is absent (or that meta.json lists as ``no_audio``) is a video without sound:
-its ``audio_mask`` row is all False.
+A video that meta.json lists as ``no_audio`` or that has an ``audio/{video_id}.noaudio.json`` marker is a video
+without sound: its ``audio_mask`` row is all False. A video without an audio file is silent too, unless
+meta.json records an audio extraction (``audio.window_s``): then it failed or was never processed, an error.
 
 Batch contract (a plain dict, what ``VideoBLIP2.forward`` / ``generate`` take)::
 
@@ -19,6 +20,9 @@ Batch contract (a plain dict, what ``VideoBLIP2.forward`` / ``generate`` take)::
     "labels":     int64   (B, L)  caption token ids ending with EOS, padded with -100  (CaptionDataset)
     "caption_index": int64 (B,)   index of the caption in annotations[video_id]          (CaptionDataset)
     "refs":       list[list[str]] reference captions                     (VideoDataset with refs)
+    "prompt":     PromptTokens    the question in the QA template, pre-tokenized for both tokenizers (QADataset)
+    "labels":     int64   (B, L)  answer token ids ending with EOS, padded with -100    (QADataset with answers)
+    "question_ids": list[str]     B                                                     (QADataset)
 
 The fast path: ``FeatureStore(preload=True)`` holds every video in padded float16 tensors (optionally on
 the GPU, ``store.to("cuda")``), so ``dataset.batch(indices)`` is a handful of tensor gathers with no
@@ -31,10 +35,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .annotations import QAItem
+    from .config import VideoBLIP2Config
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +170,24 @@ def load_feature_file(path: str | os.PathLike, expected_dim: int) -> np.ndarray:
 # feature store
 
 
+NO_AUDIO_SUFFIX = ".noaudio.json"  # features.audio's marker of a video without sound
+FAILURES_NAME = "failures.jsonl"  # the extractors' failure log in the features folder
+
+
+def _read_failures(path: Path, extractor: str) -> dict[str, str]:
+    """``{video_id: error}`` of an extractor's failure log (last record wins; unreadable lines are skipped)."""
+    failures: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("extractor") == extractor and "video_id" in record:
+                failures[str(record["video_id"])] = str(record.get("error"))
+    return failures
+
+
 class FeatureStore:
     """Padded video + audio features for a fixed list of videos, preloaded once (or read lazily).
 
@@ -207,7 +233,11 @@ class FeatureStore:
             raise DataError(f"{self.root}: duplicate video ids in the requested list")
 
         self.meta = self._read_meta()
-        listed_no_audio = set((self.meta.get("audio") or {}).get("no_audio") or [])
+        audio_meta = self.meta.get("audio") or {}
+        self._listed_no_audio = set(audio_meta.get("no_audio") or [])
+        # audio extraction settings (features.audio and videoblip2.synth write them): the folder was extracted
+        self._audio_extracted = "window_s" in audio_meta
+        self._audio_failures: dict[str, str] | None = None
 
         kept: list[str] = []
         has_audio: list[bool] = []
@@ -223,8 +253,8 @@ class FeatureStore:
 
             iterator = tqdm(video_ids, desc=f"loading features from {self.root}", unit="video")
         for video_id in iterator:
-            sound = video_id not in listed_no_audio and self.audio_path(video_id).is_file()
             try:
+                sound = self._has_sound(video_id)
                 if preload or skip_bad:
                     video = load_feature_file(self.video_path(video_id), video_dim)
                     audio = load_feature_file(self.audio_path(video_id), audio_dim) if sound else None
@@ -272,6 +302,26 @@ class FeatureStore:
 
     def audio_path(self, video_id: str) -> Path:
         return self.root / "audio" / f"{video_id}.npy"
+
+    def _has_sound(self, video_id: str) -> bool:
+        """Audio features exist; False for a silent video (listed in meta.json's ``no_audio`` or marked by
+        ``audio/{id}.noaudio.json``). Where meta.json records audio extraction settings (``audio.window_s``:
+        the extractor ran on this folder), a video with neither file is an error: it failed or was never
+        processed, which is not the same as silent. Without them a missing file means silent (hand-made
+        folders)."""
+        if video_id in self._listed_no_audio:
+            return False
+        if self.audio_path(video_id).is_file():
+            return True
+        if not self._audio_extracted or (self.root / "audio" / f"{video_id}{NO_AUDIO_SUFFIX}").is_file():
+            return False
+        if self._audio_failures is None:
+            self._audio_failures = _read_failures(self.root / FAILURES_NAME, "audio")
+        failure = self._audio_failures.get(video_id)
+        why = (f"its audio extraction failed ({FAILURES_NAME}: {failure})" if failure else
+               "the audio extractor has not processed it (run python -m features.audio on it again)")
+        raise FeatureFileError(f"{self.audio_path(video_id)}: no audio features and no {video_id}{NO_AUDIO_SUFFIX} "
+                               f"marker, but meta.json records an audio extraction: {why}")
 
     def _read_meta(self) -> dict[str, Any]:
         path = self.root / "meta.json"
@@ -601,6 +651,93 @@ class CaptionDataset:
             labels[row, : len(item["labels"])] = item["labels"]
         out["labels"] = labels
         out["caption_index"] = torch.tensor([item["caption_index"] for item in items], dtype=torch.long)
+        return out
+
+
+def answer_vocabulary(items: Sequence[QAItem]) -> list[str]:
+    """The distinct answers of ``items`` (as written, whitespace stripped), most frequent first, ties in order
+    of appearance: the candidates of closed-vocabulary answering ("the answers seen in training")."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.answer is not None and item.answer.strip():
+            answer = item.answer.strip()
+            counts[answer] = counts.get(answer, 0) + 1
+    return sorted(counts, key=lambda answer: -counts[answer])  # sorted() is stable: ties keep their order
+
+
+class QADataset:
+    """One item per question: its video's features, the question in the prompt template, the answer as labels.
+
+    Everything text is tokenized once here: the prompts ``template.format(question=...)`` for both tokenizers
+    (``batch()["prompt"]``, a ``PromptTokens`` the model takes as ``prompt``) and the answers as labels ending
+    with EOS, like captions (``tokenize_captions``).
+
+    Args:
+        store: the features of the questions' videos. Questions about a video the store skipped (bad
+            features, ``skip_bad``) are left out and listed in ``dropped``; a video it never had is an error.
+        items: the questions (``videoblip2.annotations.load_qa_annotations``); answers may all be None
+            (answering an unanswered file): then batches have no "labels".
+        t5_tokenizer, qformer_tokenizer: the model's (``model.t5_tokenizer``, ``model.qformer_tokenizer``).
+        config: the model's config: prompt length limits, ``max_caption_len`` for answers, the template.
+        template: overrides ``config.qa_prompt_template``.
+
+    Attributes:
+        items: the kept questions; item_video: int64 ``(N,)`` store index of each; prompts: ``PromptTokens``
+        of all N; labels: int64 ``(N, max_caption_len)`` padded with -100, or None; label_lengths: ``(N,)``.
+    """
+
+    def __init__(self, store: FeatureStore, items: Sequence[QAItem], t5_tokenizer: Any, qformer_tokenizer: Any,
+                 config: VideoBLIP2Config, template: str | None = None) -> None:
+        self.store = store
+        skipped = {video_id for video_id, _ in store.skipped}
+        unknown = sorted({item.video_id for item in items if item.video_id not in store.index} - skipped)
+        if unknown:
+            raise DataError(f"questions about {len(unknown)} videos that are not in the feature store {store.root}: "
+                            f"{', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else ""))
+        self.dropped = [item for item in items if item.video_id in skipped]
+        self.items = [item for item in items if item.video_id in store.index]
+        if not self.items:
+            raise DataError(f"no questions left about the videos of {store.root}")
+        self.template = config.qa_prompt_template if template is None else template
+        self.item_video = np.asarray([store.index[item.video_id] for item in self.items], dtype=np.int64)
+        self.question_ids = [item.question_id for item in self.items]
+        self.prompts = tokenize_prompts([self.template.format(question=item.question) for item in self.items],
+                                        qformer_tokenizer, t5_tokenizer,
+                                        qformer_max_len=config.qformer.max_prompt_len, t5_max_len=config.max_prompt_len)
+        self.labels: torch.Tensor | None = None
+        self.label_lengths = np.zeros(len(self.items), dtype=np.int64)
+        if all(item.answer is not None for item in self.items):
+            token_ids = tokenize_captions([item.answer for item in self.items], t5_tokenizer, config.max_caption_len)
+            self.label_lengths = np.asarray([len(ids) for ids in token_ids], dtype=np.int64)
+            labels = np.full((len(token_ids), config.max_caption_len), IGNORE_INDEX, dtype=np.int64)
+            for row, ids in enumerate(token_ids):
+                labels[row, : len(ids)] = ids
+            self.labels = torch.from_numpy(labels)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def answers(self) -> list[str | None]:
+        return [item.answer for item in self.items]
+
+    def batch(self, indices: Indices) -> dict[str, Any]:
+        """Questions ``indices``: features (``store.batch``) + "prompt" + "question_ids" (+ "labels" (B, L)).
+
+        Prompts and labels are cut to the longest of the batch.
+        """
+        rows = np.asarray(_as_list(indices), dtype=np.int64)
+        out = self.store.batch(self.item_video[rows])
+        device = self.store.device
+        if self.prompts.t5_ids.device != device:
+            self.prompts = self.prompts.to(device)
+            self.labels = self.labels.to(device) if self.labels is not None else None
+        index = torch.from_numpy(rows).to(device)
+        out["prompt"] = self.prompts.select(index)
+        out["question_ids"] = [self.question_ids[i] for i in rows.tolist()]
+        if self.labels is not None:
+            longest = int(self.label_lengths[rows].max()) if len(rows) else 0
+            out["labels"] = self.labels[:, :longest].index_select(0, index)
         return out
 
 

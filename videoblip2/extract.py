@@ -68,6 +68,11 @@ class ExtractorModelError(RuntimeError):
 # pure helpers
 
 
+def videos_in(folder: str | os.PathLike) -> list[Path]:
+    """The video files (by extension, ``VIDEO_EXTENSIONS``) under ``folder``, searched recursively, sorted."""
+    return [f for f in sorted(Path(folder).rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
+
+
 def sample_frame_indices(
     num_total: int,
     num_frames: int = DEFAULT_NUM_FRAMES,

@@ -44,9 +44,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _no_space_left(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < (64 << 10)
+
+
 def _disk_full(error: OSError, path: Path) -> OSError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        full = DiskFullError(error.errno, f"disk full ({os.strerror(error.errno)}): cannot write {path.name} in "
+    # numpy's tofile reports a short write as a bare OSError("6144 requested and 6080 written"), no errno
+    if error.errno in (errno.ENOSPC, errno.EDQUOT) or (error.errno is None and _no_space_left(path.parent)):
+        code = error.errno or errno.ENOSPC
+        full = DiskFullError(code, f"disk full ({os.strerror(code)}): cannot write {path.name} in "
                                           f"{path.parent.resolve()} (the previous {path.name}, if any, is untouched)")
         full.filename = str(path)
         return full
@@ -120,7 +130,7 @@ def check_writable_file(path: str | os.PathLike, what: str = "--out") -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PermissionError(f"{what} {path}: cannot create the folder {folder} ({error.strerror})") from None
-    check_writable_dir(folder, what=f"{what} {path}:")
+    check_writable_dir(folder, what=f"{what} {path}")
     return path
 
 
@@ -133,7 +143,7 @@ def check_writable_dir(folder: str | os.PathLike, what: str = "") -> Path:
         with open(probe, "w"):
             pass
     except OSError as error:
-        prefix = f"{what} " if what else ""
+        prefix = f"{what}: " if what else ""
         raise PermissionError(f"{prefix}cannot write in {folder} ({error.strerror or error})") from None
     finally:
         with contextlib.suppress(OSError):

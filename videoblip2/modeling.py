@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -98,10 +101,11 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
 
 
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
-    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture`."""
+    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied)."""
+    dropout = {} if config.t5.dropout_rate is None else {"dropout_rate": config.t5.dropout_rate}
     if config.t5.architecture is None:
-        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
-    t5 = T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
+        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path, **dropout)
+    t5 = T5ForConditionalGeneration(transformers.T5Config(**{**config.t5.architecture, **dropout}))
     if config.t5.architecture.get("tie_word_embeddings") is False:
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
         # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
@@ -158,7 +162,13 @@ class VideoBLIP2(nn.Module):
             target_modules=list(config.lora.target_modules),
             bias="none",
         )
-        self.t5 = get_peft_model(t5, lora)
+        with warnings.catch_warnings():
+            # peft 0.21's PeftModel.__init__ reads `model.is_gradient_checkpointing`, a property transformers 5
+            # deprecated (FutureWarning on every model build). Only that warning, only here; our activation
+            # checkpointing does not go through it (set_activation_checkpointing).
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            self.t5 = get_peft_model(t5, lora)
         if config.t5.train_base:
             self.t5.get_base_model().requires_grad_(True)
 
@@ -350,6 +360,65 @@ class VideoBLIP2(nn.Module):
         captions = self._decode(ids)
         return (captions, ids) if return_ids else captions
 
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        prompt: Prompt = None,
+        candidates: Sequence[str] | Sequence[Sequence[int]] = (),
+        candidate_chunk: int = 64,
+    ) -> torch.Tensor:
+        """Log-likelihood of every candidate answer for every video, (B, A): summed token log-probs, EOS included.
+
+        Closed-vocabulary answering ranks them (`argmax` over A). `candidates` are strings or token id lists
+        ending with EOS (`videoblip2.data.tokenize_captions`, to tokenize them once). Each video is encoded once
+        (Q-Formers, T5 encoder); its candidates are packed into one decoder sequence, [<start> a1 a2 | <start> b1
+        | ...], under a block-diagonal causal mask, so that one teacher-forced decoder pass per video scores
+        `candidate_chunk` candidates: the encoder output and its cross-attention keys and values serve them all.
+        T5's decoder has relative positions only, so each candidate sees the same position biases as alone and
+        gets the same log-likelihood as its own teacher-forced pass.
+        """
+        if candidates and isinstance(candidates[0], str):
+            from .data import tokenize_captions
+
+            candidates = tokenize_captions(candidates, self.t5_tokenizer, self.config.max_caption_len)
+        if not candidates:
+            raise ValueError("score_candidates needs at least one candidate")
+        inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
+        encoder_hidden = self.t5.get_encoder()(inputs_embeds=inputs_embeds,
+                                               attention_mask=attention_mask).last_hidden_state  # (B, S, d)
+        batch, device = encoder_hidden.shape[0], self.device
+        start = self.t5.get_base_model().config.decoder_start_token_id
+        scores = []
+        for first in range(0, len(candidates), candidate_chunk):
+            chunk = [list(c) for c in candidates[first: first + candidate_chunk]]
+            targets = torch.tensor([t for c in chunk for t in c], device=device)  # (N,) all candidates' tokens
+            inputs = torch.tensor([t for c in chunk for t in [start, *c[:-1]]], device=device)  # shifted right
+            segment = torch.tensor([i for i, c in enumerate(chunk) for _ in c], device=device)  # (N,)
+            n = len(targets)
+            causal = torch.arange(n, device=device)[:, None] >= torch.arange(n, device=device)[None, :]
+            allowed = causal & (segment[:, None] == segment[None, :])  # (N, N) block-diagonal causal
+            out = self.t5(encoder_outputs=(encoder_hidden,), attention_mask=attention_mask,
+                          decoder_input_ids=inputs.expand(batch, -1),
+                          decoder_attention_mask=self._decoder_mask(allowed), use_cache=False)
+            logp = F.log_softmax(out.logits.float(), dim=-1)  # (B, N, V)
+            token_logp = logp.gather(-1, targets.expand(batch, -1).unsqueeze(-1)).squeeze(-1)  # (B, N)
+            scores.append(token_logp.new_zeros(batch, len(chunk)).index_add_(1, segment, token_logp))
+        return torch.cat(scores, dim=1)  # (B, A)
+
+    def _decoder_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A custom (N, N) decoder self-attention pattern as the 4D mask T5 takes as-is: (1, 1, N, N).
+
+        Boolean (True = attend) for SDPA, additive float for the eager attention, which adds it to the scores.
+        """
+        if self.t5.get_base_model().decoder.config._attn_implementation == "sdpa":
+            return allowed[None, None]
+        return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, torch.finfo(torch.float32).min)[
+            None, None]
+
     def sample_with_logprobs(
         self,
         video: torch.Tensor,
@@ -509,10 +578,16 @@ class VideoBLIP2(nn.Module):
         """Initialise both Q-Formers and their query tokens from BERT and a BLIP-2 checkpoint (same start).
 
         Returns the load report (videoblip2.blip2_init.LoadReport), which accounts for every source key.
+        A BLIP-2 / InstructBLIP checkpoint whose vocabulary has the [DEC] row (30523 rows) grows both
+        Q-Formers' vocabularies and `config.qformer.vocab_size` to match, so save / load round-trips.
         """
         from .blip2_init import init_qformer
 
         report = init_qformer(self.video_qformer, self.video_query_tokens, bert=bert, blip2=blip2)
+        if report.vocab_resized:
+            rows = report.vocab_resized[1]
+            self.audio_qformer.resize_token_embeddings(rows, mean_resizing=False)
+            self.config.qformer.vocab_size = rows
         self.audio_qformer.load_state_dict(self.video_qformer.state_dict())
         with torch.no_grad():
             self.audio_query_tokens.copy_(self.video_query_tokens)
@@ -577,10 +652,14 @@ class VideoBLIP2(nn.Module):
             raise CheckpointError(str(e)) from None
         model = cls(
             config,
-            t5_tokenizer=AutoTokenizer.from_pretrained(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=AutoTokenizer.from_pretrained(path / QFORMER_TOKENIZER_DIR),
+            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
         )
-        state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        try:
+            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+        except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
+            raise CheckpointError(f"{path / WEIGHTS_NAME}: cannot read the weights ({type(error).__name__}: "
+                                  f"{error}); the file is truncated or corrupt, copy or save it again") from None
         expected = model.state_dict()
         unexpected = sorted(set(state) - set(expected))
         if unexpected:
@@ -610,7 +689,7 @@ def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max
         do_sample=True, num_beams=1, num_return_sequences=1, temperature=temperature, top_k=0, top_p=1.0,
         typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
         encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_length=0,
-        min_new_tokens=0, max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
+        max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
         remove_invalid_values=False, decoder_start_token_id=t5.config.decoder_start_token_id,
         eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id,
     )
@@ -640,6 +719,22 @@ class GreedyRows(LogitsProcessor):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         best = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
         return torch.where(self.rows.unsqueeze(1) & ~best, float("-inf"), scores)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    """AutoTokenizer.from_pretrained, with a corrupt file named: transformers raises a bare JSONDecodeError."""
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except Exception as error:
+        broken = []
+        for file in sorted(folder.glob("*.json")):
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as bad:
+                broken.append(f"{file}: {type(bad).__name__}: {bad}")
+        where = broken[0] if broken else f"{folder}: {type(error).__name__}: {error}"
+        raise CheckpointError(f"cannot load the tokenizer ({where}); the file is truncated or corrupt, "
+                              "copy or save the model again") from None
 
 
 def _is_t5_base_key(key: str) -> bool:

@@ -1,26 +1,45 @@
-"""Caption pre-extracted features with a trained model.
+"""Caption pre-extracted features with a trained model, or answer the questions of a QA annotation file.
 
     python -m videoblip2.predict --model runs/demo/scst/best --features FEATURES \
         --ann test_videodatainfo.json --split test --out predictions.json [--num-beams 1] [--block-bad-endings]
+
+    python -m videoblip2.predict --model runs/qa/best --features FEATURES --ann avqa-test.json \
+        --out answers.json [--closed-vocabulary | --candidates avqa-train.json]
 
 Writes `[{"video_id": ..., "caption": ...}]`, the format `python -m eval.evaluate` reads, and next to it
 `PREDICTIONS.meta.json` with the decoding settings it was made with. Decoding: beam search of 5 by default
 (as LAVIS reports BLIP-2 captioning) and the flags of videoblip2.decoding (--length-penalty,
 --no-repeat-ngram-size, --repetition-penalty, --min-new-tokens, --block-bad-endings).
+
+A QA annotation file as --ann (any format `videoblip2.annotations.load_qa_annotations` reads) is answered
+instead: each question in the model's `qa_prompt_template`, one answer per question, written as
+`[{"question_id", "video_id", "question", "answer"}]` (`eval.evaluate` scores it). Answers are generated (the
+decoding flags apply), or with --closed-vocabulary the answers seen in training (the model directory's
+trainer_info.json) are ranked by log-likelihood (--candidates: the answers of another QA file).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .annotations import add_ann_format_argument, load_annotations, save_predictions
-from .data import FeatureStore, VideoDataset
+from .annotations import (
+    add_ann_format_argument,
+    is_qa_annotation,
+    load_annotations,
+    load_qa_annotations,
+    save_predictions,
+    save_qa_predictions,
+)
+from .cli import cli
+from .data import FeatureStore, QADataset, VideoDataset, answer_vocabulary, tokenize_captions
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
+from .fileio import check_writable_file
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
@@ -67,6 +86,55 @@ def predict_captions(
     return captions
 
 
+@torch.no_grad()
+def predict_answers(
+    model: VideoBLIP2,
+    dataset: QADataset,
+    batch_size: int = 64,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    candidates: Sequence[str] | None = None,
+    transform: BatchTransform | None = None,
+    progress: bool = True,
+    indices: Sequence[int] | np.ndarray | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    decoding: DecodingOptions | None = None,
+) -> dict[str, str]:
+    """One answer per question of `dataset`, as {question_id: answer}.
+
+    Open-ended (default): the answer is generated (greedy, or beam search with `num_beams`; `decoding` replaces
+    both) after the question prompt. Closed vocabulary (`candidates`, e.g. the training answers): the candidate
+    with the highest log-likelihood (`VideoBLIP2.score_candidates`, each video encoded once). `indices`,
+    `autocast_dtype` and `transform` as in `predict_captions`.
+    """
+    if decoding is None:
+        decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
+    was_training = model.training
+    model.eval()
+    candidate_ids = None
+    if candidates is not None:
+        candidates = list(candidates)
+        candidate_ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
+    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    answers: dict[str, str] = {}
+    starts = range(0, len(positions), batch_size)
+    for start in tqdm(starts, desc="answering", unit="batch", disable=not progress):
+        batch = dataset.batch(positions[start : start + batch_size])
+        if transform is not None:
+            batch = transform(batch)
+        inputs = (batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
+        with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            if candidate_ids is None:
+                texts = model.generate(*inputs, prompt=batch["prompt"], **generate_kwargs)
+            else:
+                scores = model.score_candidates(*inputs, prompt=batch["prompt"], candidates=candidate_ids)
+                texts = [candidates[i] for i in scores.argmax(dim=1).tolist()]
+        answers.update(zip(batch["question_ids"], texts))
+    model.train(was_training)
+    return answers
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Caption pre-extracted features with a trained VideoBLIP2.")
     p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
@@ -79,12 +147,79 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     add_decoding_args(p, num_beams=PREDICT_NUM_BEAMS)
+    qa = p.add_argument_group("question answering (--ann is a QA annotation file)")
+    closed = qa.add_mutually_exclusive_group()
+    closed.add_argument("--closed-vocabulary", action="store_true",
+                        help="rank the answers seen in training (MODEL/trainer_info.json) by log-likelihood instead "
+                             "of generating (MUSIC-AVQA is scored as classification over its answers)")
+    closed.add_argument("--candidates", default=None,
+                        help="closed vocabulary: rank the distinct answers of this QA annotation file (e.g. the "
+                             "training questions)")
     return p.parse_args(argv)
+
+
+def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
+    """The candidate answers of --closed-vocabulary / --candidates, or None (generate)."""
+    import json
+    from pathlib import Path
+
+    from .annotations import AnnotationError
+
+    if args.candidates:
+        return answer_vocabulary(load_qa_annotations(args.candidates))
+    if not args.closed_vocabulary:
+        return None
+    info = Path(args.model) / "trainer_info.json"  # written beside each saved model by train.train_ce
+    try:
+        answers = json.loads(info.read_text()).get("qa_answers")
+    except (OSError, json.JSONDecodeError) as e:
+        raise AnnotationError(f"{info}: cannot read the training answers for --closed-vocabulary ({e}); "
+                              "name them with --candidates TRAIN_QA_FILE") from None
+    if not answers:
+        raise AnnotationError(f"{info}: no qa_answers (the model was not trained on questions); "
+                              "name the candidates with --candidates TRAIN_QA_FILE")
+    return answers
+
+
+def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, str]:
+    """The QA branch of `main`: every question of --ann answered, written with save_qa_predictions."""
+    items = load_qa_annotations(args.ann)
+    candidates = closed_vocabulary(args)
+    store = FeatureStore(args.features, list(dict.fromkeys(item.video_id for item in items)),
+                         max_frames=model.config.max_frames, max_audio_windows=model.config.max_audio_windows,
+                         video_dim=model.config.video_dim, audio_dim=model.config.audio_dim).to(args.device)
+    dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
+    decoding = DecodingOptions.from_args(args)
+    answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding)
+    save_qa_predictions([{"question_id": item.question_id, "video_id": item.video_id, "question": item.question,
+                          "answer": answers[item.question_id]} for item in items], args.out)
+    mode = f"closed vocabulary of {len(candidates)} answers" if candidates else "generated"
+    meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
+                                  ann=args.ann, num_questions=len(answers), answers=mode,
+                                  qa_prompt_template=model.config.qa_prompt_template)
+    print(f"wrote {len(answers)} answers ({mode}) to {args.out} (settings: {meta})")
+    return answers
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
+    given as --out would otherwise be found after every video was captioned)."""
+    check_writable_file(args.out)
+    if not Path(args.features).is_dir():
+        raise FileNotFoundError(f"--features {args.features}: no such folder")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
+    check_inputs(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
+    if args.ann and is_qa_annotation(args.ann):
+        return answer_questions(args, model)
+    if args.closed_vocabulary or args.candidates:
+        from .annotations import AnnotationError
+
+        raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
+                              "not a QA annotation file")
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
         references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
@@ -94,8 +229,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
             print(f"note: {unscored} of {len(references)} videos of {args.ann} have no reference captions: their "
                   "captions can be written but not scored (eval.evaluate needs references)")
     else:
-        from pathlib import Path
-
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
                          max_audio_windows=model.config.max_audio_windows,
@@ -110,4 +243,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)  # user errors: one line "error: ...", exit 2

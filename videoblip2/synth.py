@@ -158,6 +158,152 @@ FRAME_NOISE = 1.5        # per-frame i.i.d. noise (norm)
 AUDIO_NOISE = 1.2        # per-window i.i.d. noise (norm)
 
 
+@dataclass(frozen=True)
+class Level:
+    """One difficulty level: the factor tables, caption templates and feature scales ``generate`` uses.
+
+    ``"default"`` is the module's tables and scales above; ``"hard"`` (``--difficulty hard``) has more of
+    every factor, longer captions, weaker prototypes and more nuisance, and sounds that overlap.
+    """
+
+    name: str
+    subjects: dict[str, tuple[str, ...]]
+    places: dict[str, tuple[str, ...]]
+    actions: dict[str, tuple[tuple[str, str], ...]]
+    reverse_pairs: tuple[tuple[str, str], ...]
+    oscillating_actions: tuple[str, ...]
+    sounds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    sound_templates: tuple[tuple[str, float], ...]
+    silent_templates: tuple[tuple[str, float], ...]
+    synonym_weights: tuple[float, ...]  # one weight per synonym; every phrase list has this many synonyms
+    common_scale: float
+    factor_scale: float
+    nuisance_scale: float
+    num_nuisances: int
+    drift_scale: float
+    frame_noise: float
+    audio_noise: float
+    # per-video visibility of the subject and the place: a factor in [min, 1] (1 = always fully visible)
+    min_visibility: float = 1.0
+    # chance that a second sound, quieter and never captioned, overlaps the captioned one
+    overlap_probability: float = 0.0
+    overlap_loudness: tuple[float, float] = (0.0, 0.0)  # its loudness, uniform in this range
+
+    @property
+    def reversible_actions(self) -> set[str]:
+        return {action for pair in self.reverse_pairs for action in pair}
+
+
+DEFAULT = Level(
+    "default", SUBJECTS, PLACES, ACTIONS, REVERSE_PAIRS, OSCILLATING_ACTIONS, SOUNDS, SOUND_TEMPLATES,
+    SILENT_TEMPLATES, SYNONYM_WEIGHTS, COMMON_SCALE, FACTOR_SCALE, NUISANCE_SCALE, NUM_NUISANCES, DRIFT_SCALE,
+    FRAME_NOISE, AUDIO_NOISE,
+)
+
+HARD = Level(
+    "hard",
+    subjects={
+        "man": ("a man", "a guy", "a young man"),
+        "woman": ("a woman", "a lady", "a young woman"),
+        "boy": ("a boy", "a kid", "a little boy"),
+        "girl": ("a girl", "a young girl", "a little girl"),
+        "old_man": ("an old man", "an elderly man", "a grandfather"),
+        "old_woman": ("an old woman", "an elderly woman", "a grandmother"),
+        "cat": ("a cat", "a kitten", "a small cat"),
+        "robot": ("a robot", "a small robot", "a toy robot"),
+        "chef": ("a chef", "a cook", "a chef in white"),
+        "teenager": ("a teenager", "a teen", "a young teenager"),
+    },
+    places={
+        "kitchen": ("in the kitchen", "in a kitchen", "inside a kitchen"),
+        "park": ("in the park", "in a park", "at the park"),
+        "street": ("on the street", "on a street", "in the street"),
+        "beach": ("on the beach", "at the beach", "on a beach"),
+        "office": ("in an office", "in the office", "at the office"),
+        "garden": ("in the garden", "in a garden", "in a backyard garden"),
+        "classroom": ("in a classroom", "in the classroom", "inside a classroom"),
+        "forest": ("in the forest", "in a forest", "in the woods"),
+        "stadium": ("in a stadium", "at the stadium", "in the stadium"),
+        "garage": ("in the garage", "in a garage", "inside a garage"),
+    },
+    actions={
+        "open": (("opens a door", "opening a door"), ("opens the door", "opening the door"),
+                 ("pulls a door open", "pulling a door open")),
+        "close": (("closes a door", "closing a door"), ("shuts the door", "shutting the door"),
+                  ("closes the door", "closing the door")),
+        "stand_up": (("stands up", "standing up"), ("gets up", "getting up"),
+                     ("rises from a chair", "rising from a chair")),
+        "sit_down": (("sits down", "sitting down"), ("takes a seat", "taking a seat"),
+                     ("sits on a chair", "sitting on a chair")),
+        "pick_up": (("picks up a box", "picking up a box"), ("lifts a box", "lifting a box"),
+                    ("picks a box up", "picking a box up")),
+        "put_down": (("puts down a box", "putting down a box"), ("sets a box down", "setting a box down"),
+                     ("places a box on the floor", "placing a box on the floor")),
+        "climb_up": (("climbs up a ladder", "climbing up a ladder"), ("goes up a ladder", "going up a ladder"),
+                     ("climbs a ladder", "climbing a ladder")),
+        "climb_down": (("climbs down a ladder", "climbing down a ladder"),
+                       ("goes down a ladder", "going down a ladder"), ("descends a ladder", "descending a ladder")),
+        "dance": (("dances", "dancing"), ("dances happily", "dancing happily"), ("dances around", "dancing around")),
+        "wave": (("waves", "waving"), ("waves a hand", "waving a hand"), ("waves hello", "waving hello")),
+        "jump": (("jumps", "jumping"), ("jumps up and down", "jumping up and down"), ("hops", "hopping")),
+    },
+    reverse_pairs=(("open", "close"), ("stand_up", "sit_down"), ("pick_up", "put_down"), ("climb_up", "climb_down")),
+    oscillating_actions=("dance", "wave", "jump"),
+    sounds={
+        "music": (("music plays", "a song is playing", "music is playing"), ("music", "a song", "some music")),
+        "speech": (("someone talks", "a person is speaking", "someone is talking"),
+                   ("people talking", "someone speaking", "a conversation")),
+        "engine": (("an engine roars", "a motor is running", "an engine is running"),
+                   ("engine noise", "a motor running", "a running engine")),
+        "barking": (("a dog barks", "a dog is barking", "a dog barks loudly"),
+                    ("a dog barking", "barking", "a barking dog")),
+        "applause": (("people clap", "a crowd applauds", "people are clapping"),
+                     ("applause", "clapping", "a clapping crowd")),
+        "rain": (("rain falls", "it is raining", "rain is pouring"), ("rain", "the sound of rain", "falling rain")),
+        "birds": (("birds sing", "birds are chirping", "birds chirp"), ("birdsong", "birds chirping", "singing birds")),
+        "siren": (("a siren wails", "a siren is sounding", "an alarm rings"),
+                  ("a siren", "a wailing siren", "an alarm")),
+    },
+    sound_templates=(
+        ("in this video {subject} {verb} {place} while {clause} in the background", 0.30),
+        ("{subject} is {verbing} {place} with {noun} in the background", 0.20),
+        ("a video of {subject} {verbing} {place} while {clause}", 0.15),
+        ("we can see {subject} {verbing} {place} and hear {noun}", 0.15),
+        ("{place} {subject} {verb} as {clause}", 0.10),
+        ("there is {subject} {verbing} {place} while {clause} the whole time", 0.10),
+    ),
+    silent_templates=(
+        ("in this video {subject} {verb} {place}", 0.30),
+        ("{subject} is {verbing} {place}", 0.25),
+        ("a video of {subject} {verbing} {place}", 0.20),
+        ("{place} {subject} {verb}", 0.15),
+        ("we can see {subject} {verbing} {place}", 0.10),
+    ),
+    synonym_weights=(0.5, 0.3, 0.2),
+    common_scale=COMMON_SCALE,
+    factor_scale=0.5,
+    nuisance_scale=1.0,
+    num_nuisances=32,
+    drift_scale=0.25,
+    frame_noise=4.5,
+    audio_noise=6.0,
+    min_visibility=0.4,
+    overlap_probability=0.5,
+    overlap_loudness=(0.2, 0.6),
+)
+
+LEVELS: dict[str, Level] = {"default": DEFAULT, "hard": HARD}
+
+
+def get_level(difficulty: str | Level = "default") -> Level:
+    """The :class:`Level` named ``difficulty`` ("default" | "hard"); a Level passes through."""
+    if isinstance(difficulty, Level):
+        return difficulty
+    if difficulty not in LEVELS:
+        raise ValueError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(LEVELS)}")
+    return LEVELS[difficulty]
+
+
 @dataclass
 class Latent:
     """The true factors of one synthetic video."""
@@ -168,6 +314,7 @@ class Latent:
     place: str
     action: str
     sound: str | None  # None: no audio file
+    difficulty: str = "default"  # the Level whose tables the factor names come from
 
     @property
     def canonical(self) -> str:
@@ -194,19 +341,26 @@ class SynthSummary:
 # captions
 
 
+def _level_of(latent: Latent | Mapping[str, Any]) -> Level:
+    if isinstance(latent, Mapping):
+        return get_level(latent.get("difficulty", "default"))
+    return get_level(latent.difficulty)
+
+
 def render_caption(latent: Latent | Mapping[str, Any], template: int = 0, choices: Sequence[int] = (0, 0, 0, 0)) -> str:
     """Render one caption from the factors with template index ``template`` and synonym indices
     ``choices = (subject, place, action, sound)``; template 0 with choices 0 is the canonical caption."""
     get = latent.get if isinstance(latent, Mapping) else lambda key: getattr(latent, key)
-    subject = SUBJECTS[get("subject")][choices[0]]
-    place = PLACES[get("place")][choices[1]]
-    verb, verbing = ACTIONS[get("action")][choices[2]]
+    level = _level_of(latent)
+    subject = level.subjects[get("subject")][choices[0]]
+    place = level.places[get("place")][choices[1]]
+    verb, verbing = level.actions[get("action")][choices[2]]
     sound = get("sound")
     if sound is None:
-        text = SILENT_TEMPLATES[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place)
+        text = level.silent_templates[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place)
     else:
-        clauses, nouns = SOUNDS[sound]
-        text = SOUND_TEMPLATES[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place,
+        clauses, nouns = level.sounds[sound]
+        text = level.sound_templates[template][0].format(subject=subject, verb=verb, verbing=verbing, place=place,
                                                    clause=clauses[choices[3]], noun=nouns[choices[3]])
     return text
 
@@ -218,30 +372,34 @@ def canonical_caption(latent: Latent | Mapping[str, Any]) -> str:
 
 def sample_captions(latent: Latent, rng: np.random.Generator, count: int = CAPTIONS_PER_VIDEO) -> list[str]:
     """``count`` captions of one video: template and synonyms drawn by their weights."""
-    templates = SILENT_TEMPLATES if latent.sound is None else SOUND_TEMPLATES
+    level = _level_of(latent)
+    templates = level.silent_templates if latent.sound is None else level.sound_templates
     template_p = np.array([w for _, w in templates])
     template_p /= template_p.sum()
     template_index = rng.choice(len(templates), size=count, p=template_p).tolist()
-    synonym_index = (rng.random((count, 4)) >= SYNONYM_WEIGHTS[0]).astype(int).tolist()  # 1 with p = 0.3
+    # synonym i with probability synonym_weights[i] (default (0.7, 0.3): index 1 iff the draw is >= 0.7)
+    thresholds = np.cumsum(level.synonym_weights)[:-1]
+    synonym_index = (rng.random((count, 4))[..., None] >= thresholds).sum(-1).tolist()
     return [render_caption(latent, t, c) for t, c in zip(template_index, synonym_index)]
 
 
-def _phrase_table() -> dict[str, dict[str, list[str]]]:
+def _phrase_table(level: Level) -> dict[str, dict[str, list[str]]]:
     return {
-        "subject": {k: list(v) for k, v in SUBJECTS.items()},
-        "place": {k: list(v) for k, v in PLACES.items()},
-        "action": {k: [form for pair in v for form in pair] for k, v in ACTIONS.items()},
-        "sound": {k: list(clauses + nouns) for k, (clauses, nouns) in SOUNDS.items()},
+        "subject": {k: list(v) for k, v in level.subjects.items()},
+        "place": {k: list(v) for k, v in level.places.items()},
+        "action": {k: [form for pair in v for form in pair] for k, v in level.actions.items()},
+        "sound": {k: list(clauses + nouns) for k, (clauses, nouns) in level.sounds.items()},
     }
 
 
-def parse_caption(caption: str) -> dict[str, str | None]:
+def parse_caption(caption: str, difficulty: str | Level = "default") -> dict[str, str | None]:
     """Read the factors back out of a caption (a model's prediction): ``{"subject", "place", "action",
     "sound"}``, each the one factor value whose phrases occur in the caption, ``None`` if none occurs
-    (for "sound": a caption that mentions no sound), ``"?"`` if phrases of several values occur."""
+    (for "sound": a caption that mentions no sound), ``"?"`` if phrases of several values occur.
+    ``difficulty`` names the level whose phrase tables are used."""
     text = f" {' '.join(caption.lower().split())} "
     out: dict[str, str | None] = {}
-    for factor, values in _phrase_table().items():
+    for factor, values in _phrase_table(get_level(difficulty)).items():
         found = [value for value, phrases in values.items() if any(f" {p} " in text for p in phrases)]
         out[factor] = found[0] if len(found) == 1 else (None if not found else "?")
     return out
@@ -255,9 +413,11 @@ def factor_accuracy(predictions: Mapping[str, str], latents: Mapping[str, Latent
     "all" (every factor right).
     """
     hits: dict[str, list[bool]] = {k: [] for k in ("subject", "place", "action", "action (reversible)", "sound", "all")}
-    reversible = {a for pair in REVERSE_PAIRS for a in pair}
     for video_id, caption in predictions.items():
-        latent, parsed = latents[video_id], parse_caption(caption)
+        latent = latents[video_id]
+        level = get_level(latent.difficulty)
+        reversible = level.reversible_actions
+        parsed = parse_caption(caption, level)
         right = {factor: parsed[factor] == getattr(latent, factor)
                  for factor in ("subject", "place", "action", "sound")}
         for factor, ok in right.items():
@@ -288,33 +448,37 @@ class Prototypes:
     nuisance: np.ndarray            # (NUM_NUISANCES, 768)
     audio_common: np.ndarray        # (512,)
     sound: dict[str, np.ndarray]    # name -> (512,)
+    level: Level = DEFAULT          # the tables and scales they were made with
 
 
-def make_prototypes(seed: int) -> Prototypes:
-    """Prototype vectors for ``seed`` (unit vectors scaled by the module's scales)."""
+def make_prototypes(seed: int, difficulty: str | Level = "default") -> Prototypes:
+    """Prototype vectors for ``seed`` (unit vectors scaled by the level's scales)."""
+    level = get_level(difficulty)
     rng = np.random.default_rng([seed, 0])
-    action_names = [forward for forward, _ in REVERSE_PAIRS] + list(OSCILLATING_ACTIONS)
-    n_video = 1 + len(SUBJECTS) + len(PLACES) + 2 * len(action_names) + NUM_NUISANCES
+    action_names = [forward for forward, _ in level.reverse_pairs] + list(level.oscillating_actions)
+    n_video = 1 + len(level.subjects) + len(level.places) + 2 * len(action_names) + level.num_nuisances
     video = _unit_vectors(rng, n_video, VIDEO_DIM)
-    audio = _unit_vectors(rng, 1 + len(SOUNDS), AUDIO_DIM)
+    audio = _unit_vectors(rng, 1 + len(level.sounds), AUDIO_DIM)
     rows = iter(range(n_video))
-    common = video[next(rows)] * COMMON_SCALE
-    subject = {name: video[next(rows)] * FACTOR_SCALE for name in SUBJECTS}
-    place = {name: video[next(rows)] * FACTOR_SCALE for name in PLACES}
-    states = {name: (video[next(rows)] * FACTOR_SCALE, video[next(rows)] * FACTOR_SCALE) for name in action_names}
-    nuisance = np.stack([video[next(rows)] * NUISANCE_SCALE for _ in range(NUM_NUISANCES)])
-    sound = {name: audio[1 + i] * FACTOR_SCALE for i, name in enumerate(SOUNDS)}
-    return Prototypes(common, subject, place, states, nuisance, audio[0] * COMMON_SCALE, sound)
+    scale = level.factor_scale
+    common = video[next(rows)] * level.common_scale
+    subject = {name: video[next(rows)] * scale for name in level.subjects}
+    place = {name: video[next(rows)] * scale for name in level.places}
+    states = {name: (video[next(rows)] * scale, video[next(rows)] * scale) for name in action_names}
+    nuisance = np.stack([video[next(rows)] * level.nuisance_scale for _ in range(level.num_nuisances)])
+    sound = {name: audio[1 + i] * scale for i, name in enumerate(level.sounds)}
+    return Prototypes(common, subject, place, states, nuisance, audio[0] * level.common_scale, sound, level)
 
 
-def forward_action(action: str) -> tuple[str, bool]:
+def forward_action(action: str, difficulty: str | Level = "default") -> tuple[str, bool]:
     """``(trajectory name, reversed?)``: "close" -> ("open", True), "open" -> ("open", False)."""
-    for forward, backward in REVERSE_PAIRS:
+    level = get_level(difficulty)
+    for forward, backward in level.reverse_pairs:
         if action == forward:
             return forward, False
         if action == backward:
             return forward, True
-    if action in OSCILLATING_ACTIONS:
+    if action in level.oscillating_actions:
         return action, False
     raise KeyError(f"unknown action {action!r}")
 
@@ -326,10 +490,10 @@ def action_trajectory(action: str, num_frames: int, params: Mapping[str, float],
     and ``params["t1"]`` (fractions of the clip); its reverse partner is exactly that array with the frame
     order reversed. An oscillating action is ``(a + b) / 2 + amplitude * sin(2 pi f t + phase) * (b - a) / 2``.
     """
-    name, reverse = forward_action(action)
+    name, reverse = forward_action(action, prototypes.level)
     state_a, state_b = prototypes.action_states[name]
     t = np.linspace(0.0, 1.0, num_frames)[:, None]
-    if name in OSCILLATING_ACTIONS:
+    if name in prototypes.level.oscillating_actions:
         wave = params["amplitude"] * np.sin(2 * np.pi * params["frequency"] * t + params["phase"])
         return (state_a + state_b) / 2 + wave * (state_b - state_a) / 2
     x = np.clip((t - params["t0"]) / (params["t1"] - params["t0"]), 0.0, 1.0)
@@ -351,20 +515,36 @@ def sample_action_params(rng: np.random.Generator) -> dict[str, float]:
 
 def video_features(latent: Latent, num_frames: int, prototypes: Prototypes, rng: np.random.Generator) -> np.ndarray:
     """Frame features ``(num_frames, 768)`` float16 of one video."""
+    level = prototypes.level
     action = action_trajectory(latent.action, num_frames, sample_action_params(rng), prototypes)
-    nuisance = prototypes.nuisance[rng.integers(NUM_NUISANCES)]
-    drift = np.cumsum(rng.standard_normal((num_frames, VIDEO_DIM)), axis=0) * (DRIFT_SCALE / np.sqrt(VIDEO_DIM))
-    noise = rng.standard_normal((num_frames, VIDEO_DIM)) * (FRAME_NOISE / np.sqrt(VIDEO_DIM))
-    frames = (prototypes.video_common + prototypes.subject[latent.subject] + prototypes.place[latent.place]
-              + nuisance + action + drift + noise)
+    nuisance = prototypes.nuisance[rng.integers(level.num_nuisances)]
+    drift = np.cumsum(rng.standard_normal((num_frames, VIDEO_DIM)), axis=0) * (level.drift_scale / np.sqrt(VIDEO_DIM))
+    noise = rng.standard_normal((num_frames, VIDEO_DIM)) * (level.frame_noise / np.sqrt(VIDEO_DIM))
+    subject, place = prototypes.subject[latent.subject], prototypes.place[latent.place]
+    if level.min_visibility < 1.0:  # drawn after the default level's draws, which stay as they were
+        subject_visibility, place_visibility = rng.uniform(level.min_visibility, 1.0, size=2)
+        subject, place = subject * subject_visibility, place * place_visibility
+    frames = prototypes.video_common + subject + place + nuisance + action + drift + noise
     return frames.astype(np.float16)
 
 
 def audio_features(sound: str, num_windows: int, prototypes: Prototypes, rng: np.random.Generator) -> np.ndarray:
-    """Audio window features ``(num_windows, 512)`` float16: common offset + loudness * sound + noise."""
+    """Audio window features ``(num_windows, 512)`` float16: common offset + loudness * sound + noise.
+
+    On a level with ``overlap_probability > 0``, another (uncaptioned) sound is mixed in with that chance,
+    quieter (``overlap_loudness``) and over a contiguous run of at least half of the windows.
+    """
+    level = prototypes.level
     loudness = rng.uniform(0.6, 1.2, size=(num_windows, 1))
-    noise = rng.standard_normal((num_windows, AUDIO_DIM)) * (AUDIO_NOISE / np.sqrt(AUDIO_DIM))
-    return (prototypes.audio_common + loudness * prototypes.sound[sound] + noise).astype(np.float16)
+    noise = rng.standard_normal((num_windows, AUDIO_DIM)) * (level.audio_noise / np.sqrt(AUDIO_DIM))
+    windows = prototypes.audio_common + loudness * prototypes.sound[sound] + noise
+    if level.overlap_probability > 0 and rng.random() < level.overlap_probability:
+        others = [name for name in level.sounds if name != sound]
+        other = prototypes.sound[others[rng.integers(len(others))]]
+        length = int(rng.integers((num_windows + 1) // 2, num_windows + 1))
+        start = int(rng.integers(0, num_windows - length + 1))
+        windows[start : start + length] += rng.uniform(*level.overlap_loudness, size=(length, 1)) * other
+    return windows.astype(np.float16)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,6 +573,7 @@ def answer_from_latents(question: str, latent: Latent | Mapping[str, Any]) -> st
     factors: the factor reference. Raises ``KeyError`` for a question no template produces."""
     get = latent.get if isinstance(latent, Mapping) else lambda key: getattr(latent, key)
     sound = get("sound")
+    level = _level_of(latent)
     for key, (_, _, template) in QA_TEMPLATES.items():
         pattern = "^" + re.escape(template).replace(re.escape("<Object>"), "(.+)") + "$"
         match = re.match(pattern, question)
@@ -407,17 +588,18 @@ def answer_from_latents(question: str, latent: Latent | Mapping[str, Any]) -> st
         if key == "any_sound":
             return "no" if sound is None else "yes"
         if key == "hear":
-            return "yes" if sound is not None and SOUNDS[sound][1][0] == match.group(1) else "no"
-        forward, reverse = forward_action(get("action"))
+            return "yes" if sound is not None and level.sounds[sound][1][0] == match.group(1) else "no"
+        forward, reverse = forward_action(get("action"), level)
         if forward != key:
             raise KeyError(f"{question!r} asks about {key!r}, but the video's action is {get('action')!r}")
-        return _answer_text(dict(REVERSE_PAIRS)[forward] if reverse else forward)
+        return _answer_text(dict(level.reverse_pairs)[forward] if reverse else forward)
     raise KeyError(f"not a synthetic question: {question!r}")
 
 
 def qa_questions(latent: Latent, rng: np.random.Generator) -> list[tuple[str, list[str]]]:
     """The questions of one video as ``(template key, templ_values)``, in a fixed order (see the module
     docstring); ``rng`` decides which videos get "Is there any sound?" and what "Can you hear" asks about."""
+    level = _level_of(latent)
     questions: list[tuple[str, list[str]]] = [("who", []), ("where", [])]
     if latent.sound is not None:
         questions.append(("what_sound", []))
@@ -425,13 +607,13 @@ def qa_questions(latent: Latent, rng: np.random.Generator) -> list[tuple[str, li
     if rng.random() < (1.0 if latent.sound is None else NO_AUDIO_FRACTION / (1 - NO_AUDIO_FRACTION)):
         questions.append(("any_sound", []))
     # the true sound with probability 1/2 / (1 - 10%): yes half of the time over all videos
-    others = [name for name in SOUNDS if name != latent.sound]
+    others = [name for name in level.sounds if name != latent.sound]
     true_sound = latent.sound is not None and rng.random() < 0.5 / (1 - NO_AUDIO_FRACTION)
     asked = latent.sound if true_sound else others[rng.integers(len(others))]
-    questions.append(("hear", [SOUNDS[asked][1][0]]))
-    forward, _ = forward_action(latent.action)
-    if forward in QA_TEMPLATES:
-        questions.append((forward, [SUBJECTS[latent.subject][0].split()[-1]]))
+    questions.append(("hear", [level.sounds[asked][1][0]]))
+    forward, _ = forward_action(latent.action, level)
+    if forward in QA_TEMPLATES:  # the hard level's climb_up / climb_down have no question
+        questions.append((forward, [level.subjects[latent.subject][0].split()[-1]]))
     return questions
 
 
@@ -487,9 +669,10 @@ def split_sizes(size: str | None = None, num_videos: int | None = None) -> tuple
     return SIZES[size]
 
 
-def sample_latents(seed: int, sizes: tuple[int, int, int]) -> list[Latent]:
+def sample_latents(seed: int, sizes: tuple[int, int, int], difficulty: str | Level = "default") -> list[Latent]:
     """Factors of every video: ``video{i}``, splits in order train / validate / test, factors uniform;
     ``round(0.1 * n)`` videos of each split (at random) have no sound."""
+    level = get_level(difficulty)
     latents = []
     index = 0
     for split, count in zip(("train", "validate", "test"), sizes):
@@ -500,10 +683,11 @@ def sample_latents(seed: int, sizes: tuple[int, int, int]) -> list[Latent]:
             latents.append(Latent(
                 video_id=f"video{index}",
                 split=split,
-                subject=list(SUBJECTS)[rng.integers(len(SUBJECTS))],
-                place=list(PLACES)[rng.integers(len(PLACES))],
-                action=list(ACTIONS)[rng.integers(len(ACTIONS))],
-                sound=None if position in silent else list(SOUNDS)[rng.integers(len(SOUNDS))],
+                subject=list(level.subjects)[rng.integers(len(level.subjects))],
+                place=list(level.places)[rng.integers(len(level.places))],
+                action=list(level.actions)[rng.integers(len(level.actions))],
+                sound=None if position in silent else list(level.sounds)[rng.integers(len(level.sounds))],
+                difficulty=level.name,
             ))
             index += 1
     return latents
@@ -513,7 +697,7 @@ def _official_json(latents: Sequence[Latent], captions: Mapping[str, list[str]],
                    seed: int) -> dict[str, Any]:
     videos, sentences = [], []
     sen_id = first_sen_id
-    place_names = list(PLACES)
+    place_names = list(get_level(latents[0].difficulty).places) if latents else []
     for latent in latents:
         number = int(latent.video_id[len("video"):])
         videos.append({
@@ -552,6 +736,7 @@ def generate(
     num_audio_windows: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    difficulty: str = "default",
     qa: bool = True,
 ) -> SynthSummary:
     """Write the synthetic data set to ``out_dir`` (see the module docstring); deterministic in ``seed``.
@@ -564,9 +749,13 @@ def generate(
             (real audio feature counts vary with the clip length).
         overwrite: allow writing into a directory that already has ``video/`` files (old .npy files
             are removed first).
+        difficulty: "default" or "hard" (:data:`HARD`: 10 subjects, 10 places, 11 actions, 8 sounds, three
+            synonyms each, longer templates, weaker prototypes, more nuisance, overlapping sounds). The
+            default level's files are byte-identical to those written before levels existed.
         qa: also write the question files ``avqa-{train,val,test}.json``.
     """
     start = time.perf_counter()
+    level = get_level(difficulty)
     out = Path(out_dir)
     sizes = split_sizes(size, num_videos)
     video_dir, audio_dir = out / "video", out / "audio"
@@ -578,8 +767,8 @@ def generate(
     video_dir.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
 
-    prototypes = make_prototypes(seed)
-    latents = sample_latents(seed, sizes)
+    prototypes = make_prototypes(seed, level)
+    latents = sample_latents(seed, sizes, level)
     captions: dict[str, list[str]] = {}
     iterator: Any = latents
     if progress:
@@ -602,18 +791,21 @@ def generate(
     _write_json(out / "test_videodatainfo.json",
                 _official_json(test, captions, CAPTIONS_PER_VIDEO * len(train_val), seed))
     no_audio = [latent.video_id for latent in latents if latent.sound is None]
+    # the level is recorded only when it is not the default, so that default files stay as they were
+    level_entry = {} if level is DEFAULT else {"difficulty": level.name}
     _write_json(out / "meta.json", {
         "video": {"model": "synth", "pretrained": None, "num_frames": num_frames, "dim": VIDEO_DIM,
                   "dtype": "float16"},
         "audio": {"model": "synth", "window_s": 2.0, "hop_s": 2.0, "dim": AUDIO_DIM, "dtype": "float16",
                   "no_audio": no_audio},
         "synth": {"version": FORMAT_VERSION, "seed": seed, "splits": dict(zip(("train", "validate", "test"), sizes)),
-                  "num_audio_windows": num_audio_windows},
+                  "num_audio_windows": num_audio_windows, **level_entry},
     }, indent=1)
     _write_json(out / "synth_latents.json", {
         "version": FORMAT_VERSION,
         "seed": seed,
-        "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items() if k != "video_id"},
+        **level_entry,
+        "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items() if k not in ("video_id", "difficulty")},
                                      "canonical": latent.canonical} for latent in latents},
     })
     qa_counts = write_qa_files(out, latents, seed) if qa else {}
@@ -631,7 +823,9 @@ def generate(
 def latent_factors(out_dir: str | Path) -> dict[str, Latent]:
     """Read ``synth_latents.json``: ``{video_id: Latent}`` (``latent.canonical`` is the upper-reference caption)."""
     data = json.loads((Path(out_dir) / "synth_latents.json").read_text())
-    return {video_id: Latent(video_id=video_id, **{k: v for k, v in fields.items() if k != "canonical"})
+    difficulty = data.get("difficulty", "default")
+    return {video_id: Latent(video_id=video_id, **{k: v for k, v in fields.items() if k != "canonical"},
+                             difficulty=difficulty)
             for video_id, fields in data["videos"].items()}
 
 
@@ -645,6 +839,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sizes.add_argument("--num-videos", type=int, default=None, help="this many videos, split 6:1:2")
     parser.add_argument("--num-frames", type=int, default=16)
     parser.add_argument("--num-audio-windows", type=int, default=8, help="typical audio windows per video")
+    parser.add_argument("--difficulty", choices=list(LEVELS), default="default",
+                        help="hard: more subjects/places/actions/sounds, longer captions, weaker prototypes, more "
+                             "nuisance, overlapping sounds (the tiny demo model no longer names every factor)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing feature files in --out")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-qa", action="store_true", help="do not write the avqa-*.json question files")
@@ -655,7 +852,8 @@ def main(argv: Sequence[str] | None = None) -> SynthSummary:
     args = parse_args(argv)
     summary = generate(args.out, seed=args.seed, size=args.size, num_videos=args.num_videos,
                        num_frames=args.num_frames, num_audio_windows=args.num_audio_windows,
-                       overwrite=args.overwrite, progress=not args.no_progress, qa=not args.no_qa)
+                       overwrite=args.overwrite, progress=not args.no_progress, difficulty=args.difficulty,
+                       qa=not args.no_qa)
     splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
     print(f"wrote {sum(summary.splits.values())} videos ({splits}; {summary.num_no_audio} without audio), "
           f"{summary.num_captions} captions, {summary.num_questions} questions to {summary.out_dir} "
