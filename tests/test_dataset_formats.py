@@ -284,8 +284,9 @@ def _renamed_features(synth, out, names):
         for old, new in names.items():
             if (synth / kind / f"{old}.npy").exists():
                 shutil.copy(synth / kind / f"{old}.npy", out / kind / f"{new}.npy")
-    if (synth / "meta.json").exists():
-        shutil.copy(synth / "meta.json", out / "meta.json")
+    meta = json.loads((synth / "meta.json").read_text())
+    meta["audio"]["no_audio"] = [names[v] for v in meta["audio"].get("no_audio", []) if v in names]
+    (out / "meta.json").write_text(json.dumps(meta))
 
 
 def _write_dataset(fmt, root, splits):
