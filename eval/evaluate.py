@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if is_qa_annotation(args.ann):
         return evaluate_qa(args)
-    references = load_annotations(args.ann, args.split, args.ann_format)
+    # The references as written (whitespace collapsed): pycocoevalcap's PTB tokenizer lowercases and strips
+    # punctuation itself, so "the u.s." keeps its last token, as in the standard COCO caption evaluation.
+    references = load_annotations(args.ann, args.split, args.ann_format, as_written=True)
     predictions = load_predictions(args.predictions)
     check_coverage(predictions, references, args.predictions, args.ann)
 
