@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "save_predictions": "annotations",
     "predict_captions": "predict",
     "caption_videos": "caption",
+    "DecodingOptions": "decoding",
+    "bad_ending_rate": "decoding",
     "build_tiny_model": "tiny",
     "init_qformer": "blip2_init",
     "LoadReport": "blip2_init",
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from .blip2_init import LoadReport, init_qformer
     from .caption import caption_videos
     from .config import ConfigError, VideoBLIP2Config
+    from .decoding import DecodingOptions, bad_ending_rate
     from .data import ABLATIONS, CaptionDataset, FeatureStore, VideoDataset, ablate_features, index_batches
     from .modeling import VideoBLIP2
     from .predict import predict_captions
