@@ -284,8 +284,10 @@ def _renamed_features(synth, out, names):
         for old, new in names.items():
             if (synth / kind / f"{old}.npy").exists():
                 shutil.copy(synth / kind / f"{old}.npy", out / kind / f"{new}.npy")
-    if (synth / "meta.json").exists():
-        shutil.copy(synth / "meta.json", out / "meta.json")
+    if (synth / "meta.json").exists():  # its no_audio list under the new ids too (silent is not "missing")
+        meta = json.loads((synth / "meta.json").read_text())
+        meta["audio"]["no_audio"] = [names[v] for v in meta["audio"].get("no_audio", []) if v in names]
+        (out / "meta.json").write_text(json.dumps(meta))
 
 
 def _write_dataset(fmt, root, splits):
