@@ -120,9 +120,9 @@ def main(argv=None) -> dict:
         scores["example"] = next(iter(predictions.values()))
         results[name] = scores
     keys = ("CIDEr", "BLEU-4", "METEOR", "ROUGE_L", "bad_endings")
-    print(f"{'synthetic test split':<36}" + "".join(f"{k:>9}" for k in keys))
+    print(f"{'synthetic test split':<36}" + "".join(f"{k:>12}" for k in keys))
     for name, scores in results.items():
-        print(f"{name:<36}" + "".join(f"{scores[k]:>9.3f}" for k in keys))
+        print(f"{name:<36}" + "".join(f"{scores[k]:>12.3f}" for k in keys))
     print("factor accuracy (subject/place/action/sound ...):")
     for name, scores in results.items():
         print(f"  {name:<34} " + ", ".join(f"{k} {v:.2f}" for k, v in scores["factors"].items()))

@@ -123,3 +123,54 @@ def test_evaluate_reports_the_bad_ending_rate(tmp_path, ann_file):
     result = main(["--predictions", str(preds), "--ann", str(ann_file), "--split", "test", "--no-meteor"])
     assert result["bad_endings"] == 0.5
     assert json.loads((tmp_path / "preds.metrics.json").read_text())["bad_endings"] == 0.5
+
+
+def test_evaluate_scores_like_pycocoevalcap_on_the_raw_files(tmp_path, capsys):
+    """eval.evaluate == pycocoevalcap run directly on the same files: references as written (a final
+    "U.S." or "etc." keeps its token), only whitespace runs collapsed."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from eval.evaluate import cli
+    from videoblip2.annotations import load_annotations, normalize_caption
+
+    refs = {
+        "v1": ["A man talks about the U.S.", "a man is talking about the u.s.", "A man speaks about America."],
+        "v2": ["They sell fruit, vegetables  etc.", "a market sells fruit etc.", "People buy food at a market. "],
+        "v3": ["Two men play basketball.", "two men  are playing basketball", "men play a game of basketball."],
+    }
+    preds = {"v1": "a man talks about the u.s.", "v2": "a market sells fruit etc.", "v3": "two men play basketball"}
+    sentences = [{"video_id": v, "caption": c, "sen_id": i}
+                 for i, (v, c) in enumerate((v, c) for v, caps in refs.items() for c in caps)]
+    ann = tmp_path / "test_videodatainfo.json"
+    ann.write_text(json.dumps({"videos": [{"video_id": v, "split": "test"} for v in refs], "sentences": sentences}))
+    pred_file = tmp_path / "preds.json"
+    save_predictions(preds, pred_file)
+
+    ours = main(["--predictions", str(pred_file), "--ann", str(ann), "--split", "test", "--no-meteor",
+                 "--out", str(tmp_path / "m.json")])["metrics"]
+    # pycocoevalcap directly, on the raw file contents
+    raw = json.loads(ann.read_text())
+    gts = {v: [{"caption": s["caption"]} for s in raw["sentences"] if s["video_id"] == v] for v in refs}
+    res = {r["video_id"]: [{"caption": r["caption"]}] for r in json.loads(pred_file.read_text())}
+    gts, res = PTBTokenizer().tokenize(gts), PTBTokenizer().tokenize(res)
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    reference = {**{f"BLEU-{i + 1}": b for i, b in enumerate(bleu)}, "ROUGE_L": Rouge().compute_score(gts, res)[0],
+                 "CIDEr": Cider().compute_score(gts, res)[0]}
+    assert ours == pytest.approx(reference, abs=1e-12)
+    # the normalised references (trailing periods stripped) score differently: "u.s." loses its last token
+    normalised = compute_metrics(preds, {v: [normalize_caption(c) for c in caps] for v, caps in refs.items()},
+                                 metrics=("CIDEr",))
+    assert abs(normalised["CIDEr"] - reference["CIDEr"]) > 1e-3
+    assert load_annotations(ann, "test", as_written=True)["v2"][0] == "They sell fruit, vegetables etc."
+    assert load_annotations(ann, "test")["v2"][0] == "they sell fruit, vegetables etc"  # training's form
+
+    # a missing predictions file is named as the predictions file: one line, exit 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["--predictions", str(tmp_path / "nope.json"), "--ann", str(ann), "--split", "test"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: predictions file not found: {tmp_path / 'nope.json'}"

@@ -20,7 +20,7 @@ from train import train_ce
 from train.data import feature_store
 from train.errors import TrainingError
 from train.file_utils import atomic_write_dir, recover_dir
-from train.optim import no_decay, param_groups
+from train.optim import QFORMER_FINETUNE_LR, build_optimizer, is_pretrained_part, no_decay, param_groups
 from train.validation import Validator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def _watch_and_kill(proc, log_path, result):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(synth_data, tiny_init_dir, tmp_path):
     args = ["--model", str(tiny_init_dir), *_data_args(synth_data), "--batch-size", "8", "--max-steps", "30",
-            "--save-every", "2", "--log-every", "1", "--lr", "2e-3"]
+            "--save-every", "2", "--log-every", "1", "--lr", "2e-3", "--qformer-lr", "5e-4"]
     killed = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -169,8 +169,12 @@ def test_sigkill_then_resume_matches_uninterrupted_run(synth_data, tiny_init_dir
     ref_losses = {r["step"]: r["loss"] for r in _records(reference, "train")}
     got = _records(killed, "train")
     assert [r["step"] for r in got] == list(range(1, 31))  # records of the killed run's lost steps were dropped
+    ref_lrs = {r["step"]: (r["lr"], r["lr_qformer"]) for r in _records(reference, "train")}
     for r in got:
         assert r["loss"] == pytest.approx(ref_losses[r["step"]], rel=1e-6, abs=1e-6), r["step"]
+        # both learning-rate groups survive the resume, on the same schedule
+        assert (r["lr"], r["lr_qformer"]) == pytest.approx(ref_lrs[r["step"]], rel=1e-9), r["step"]
+        assert r["lr_qformer"] == pytest.approx(r["lr"] / 4, rel=1e-9)
     first_resumed = next(r for r in got if r["step"] == saved + 1)
     assert first_resumed["loss"] == pytest.approx(ref_losses[saved + 1], rel=1e-6)
     a, b = load_file(killed / "last" / "model.safetensors"), load_file(reference / "last" / "model.safetensors")
@@ -224,3 +228,38 @@ def test_param_groups_skip_decay_on_biases_norms_embeddings(tiny_init_dir):
     assert any("word_embeddings" in n for n in plain) and any("LayerNorm" in n for n in plain)
     assert "proj_video.weight" in decayed and any("lora_A" in n for n in decayed)
     assert not any(no_decay(n, p) for n, p in model.named_parameters() if n in decayed)
+
+
+def test_two_learning_rates_pretrained_qformers_and_new_layers(tiny_init_dir):
+    """Q-Formers + query tokens at --qformer-lr, everything else trainable at --lr; decay split kept in both."""
+    import argparse
+
+    from train.optim import resolve_qformer_lr
+    from videoblip2.modeling import VideoBLIP2
+
+    model = VideoBLIP2.from_pretrained(tiny_init_dir)
+    args = argparse.Namespace(lr=1e-4, qformer_lr=1e-5, weight_decay=0.05, adam_betas=(0.9, 0.999))
+    optimizer = build_optimizer(model, args, torch.device("cpu"))
+    groups = optimizer.param_groups
+    assert [(g["name"], g["lr"], g["weight_decay"]) for g in groups] == [
+        ("new/decay", 1e-4, 0.05), ("new/no_decay", 1e-4, 0.0), ("qformer/decay", 1e-5, 0.05),
+        ("qformer/no_decay", 1e-5, 0.0)]
+    names = {id(p): n for n, p in model.named_parameters()}
+    slow = {names[id(p)] for g in groups[2:] for p in g["params"]}
+    fast = {names[id(p)] for g in groups[:2] for p in g["params"]}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert slow | fast == trainable and not slow & fast
+    assert {"video_query_tokens", "audio_query_tokens"} <= slow
+    assert all(n.startswith(("video_qformer.", "audio_qformer.")) for n in slow - {"video_query_tokens",
+                                                                                  "audio_query_tokens"})
+    assert {"video_input_proj.weight", "audio_upscaler.weight", "video_time_embedding", "audio_time_embedding",
+            "proj_video.weight", "proj_audio.weight"} <= fast and any("lora_A" in n for n in fast)
+    assert not any(is_pretrained_part(n) for n in fast)
+    # one rate (--tiny, SCST): the two groups of before
+    one = build_optimizer(model, argparse.Namespace(**{**vars(args), "qformer_lr": 1e-4}), torch.device("cpu"))
+    assert [g["name"] for g in one.param_groups] == ["new/decay", "new/no_decay"]
+    # defaults: LAVIS' 1e-5 for Q-Formers from BERT/BLIP-2, --lr otherwise; an explicit flag wins
+    assert resolve_qformer_lr(argparse.Namespace(lr=1e-4, qformer_lr=None), pretrained_qformers=True) == 1e-5
+    assert QFORMER_FINETUNE_LR == 1e-5
+    assert resolve_qformer_lr(argparse.Namespace(lr=2e-3, qformer_lr=None), pretrained_qformers=False) == 2e-3
+    assert resolve_qformer_lr(argparse.Namespace(lr=2e-3, qformer_lr=3e-4), pretrained_qformers=True) == 3e-4

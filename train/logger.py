@@ -92,6 +92,18 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_key
         plt.close(fig)
 
 
+def try_plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, extra_keys: Sequence[str] = ()) -> bool:
+    """`plot_log`, best-effort: without matplotlib, warn and return False (the caller stops trying: one warning)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"warning: matplotlib is not installed: no {Path(png_path).name} (pip install matplotlib); "
+              "log.jsonl has every number", flush=True)
+        return False
+    plot_log(log_path, png_path, extra_keys)
+    return True
+
+
 def print_main(dist: DistInfo, message: str) -> None:
     if dist.is_main:
         print(message, flush=True)

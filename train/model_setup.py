@@ -13,15 +13,18 @@ from train.errors import TrainingError
 from train.file_utils import atomic_write_dir
 from train.logger import print_main
 from train.precision import uses_bf16
+from train.rng import set_seed
 from train.run_dir import TINY_INIT_DIR, ResumeState, resolve_model_dir
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.modeling import VideoBLIP2
 
 
 def override_dropout(config: VideoBLIP2Config, p: float) -> None:
+    """Every dropout probability of the config: Q-Former, LoRA, and the T5's (`t5.dropout_rate`, saved with it)."""
     config.qformer.hidden_dropout_prob = p
     config.qformer.attention_probs_dropout_prob = p
     config.lora.dropout = p
+    config.t5.dropout_rate = p
     if config.t5.architecture is not None:
         config.t5.architecture["dropout_rate"] = p
 
@@ -43,7 +46,17 @@ def build_tiny(corpus: Sequence[str], *, seed: int, hidden: int, layers: int, qu
 
 
 def build_model(args: argparse.Namespace, corpus: Sequence[str], dist: DistInfo, out: Path) -> VideoBLIP2:
-    """The model a fresh run starts from: --model DIR, --tiny, or pretrained sources (load report printed)."""
+    """The model a fresh run starts from: --model DIR, --tiny, or pretrained sources (load report printed).
+
+    Building seeds torch with --seed on every process (identical initial weights everywhere); afterwards each
+    process is reseeded with seed + rank, as at launch, so dropout and SCST sampling differ across processes.
+    """
+    model = _build_model(args, corpus, dist, out)
+    set_seed(args.seed + dist.rank)
+    return model
+
+
+def _build_model(args: argparse.Namespace, corpus: Sequence[str], dist: DistInfo, out: Path) -> VideoBLIP2:
     fresh_flags = [f for f in ("tiny", "config", "t5", "t5_tokenizer", "qformer_tokenizer", "bert", "blip2", "dropout")
                    if getattr(args, f, None) not in (None, False)]
     if args.model is not None:
@@ -77,16 +90,11 @@ def build_model(args: argparse.Namespace, corpus: Sequence[str], dist: DistInfo,
         config.t5.tokenizer = args.t5_tokenizer
     if args.qformer_tokenizer:
         config.qformer_tokenizer = args.qformer_tokenizer
-    t5 = None
     if args.dropout is not None:
         override_dropout(config, args.dropout)
-        if config.t5.architecture is None:
-            from transformers import T5ForConditionalGeneration
-
-            t5 = T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path, dropout_rate=args.dropout)
     torch.manual_seed(args.seed)
     print_main(dist, f"model: T5 {config.t5.name_or_path}, Q-Former tokenizer {config.qformer_tokenizer}")
-    model = VideoBLIP2(config, t5=t5)
+    model = VideoBLIP2(config)
     if args.bert or args.blip2:
         model.init_qformers(bert=args.bert, blip2=args.blip2, verbose=dist.is_main)
     else:

@@ -84,7 +84,14 @@ def add_qa_args(parser: argparse.ArgumentParser) -> None:
 def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: float = 0.05,
                    warmup_ratio: float = 0.05) -> None:
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    group.add_argument("--lr", type=float, default=lr,
+                       help=f"peak learning rate of the new layers: input projections, time embeddings, proj_video/"
+                            f"proj_audio, LoRA (default {lr:g}); of everything when --qformer-lr is the same")
+    group.add_argument("--qformer-lr", type=float, default=None,
+                       help="peak learning rate of the pretrained Q-Formers and their query tokens (default: 1e-5, "
+                            "LAVIS' BLIP-2 caption fine-tuning rate, when train_ce initialises them from --bert/"
+                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and --model "
+                            "runs and SCST use one rate unless told)")
     group.add_argument("--weight-decay", type=float, default=weight_decay,
                        help="AdamW weight decay; never applied to biases, norms and embeddings")
     group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
@@ -130,6 +137,7 @@ def add_run_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: in
 # flag -> (low, high, low included, high included); None: unbounded. A flag a parser lacks is skipped.
 NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "lr": (0, None, False, False),
+    "qformer_lr": (0, None, False, False),
     "weight_decay": (0, None, True, False),
     "adam_betas": (0, 1, True, False),
     "warmup_steps": (0, None, True, False),

@@ -32,6 +32,7 @@ from train.distributed import DistInfo
 from train.launch import cli, run
 from train.logger import print_main
 from train.model_setup import build_model, load_resumed_model, place_model
+from train.optim import resolve_qformer_lr
 from train.params import (
     add_data_args,
     add_model_args,
@@ -139,6 +140,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     if validator is None:
         print_main(dist, "warning: no validation: no best/")
     extra_info = {"qa_answers": answers, "qa_prompt_template": config.qa_prompt_template} if answers else None
+    args.qformer_lr = resolve_qformer_lr(args, pretrained_qformers=args.model is None and not args.tiny
+                                         and bool(args.bert or args.blip2))
+    print_main(dist, f"learning rates: {args.lr:g} new layers, {args.qformer_lr:g} Q-Formers + query tokens")
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=extra_info)
     return trainer.fit()
 

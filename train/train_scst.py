@@ -34,6 +34,7 @@ from train.logger import print_main
 from train.make_top5 import OUTPUT_NAME as TOP5_NAME
 from train.make_top5 import select_top, write_records
 from train.model_setup import build_model, load_resumed_model, place_model
+from train.optim import resolve_qformer_lr
 from train.params import add_data_args, add_model_args, add_optim_args, add_run_args, check_numeric_flags
 from train.run_dir import prepare_output
 from train.scst import BASELINES, scst_advantages, scst_loss
@@ -226,6 +227,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
             "eos_reward": args.eos_reward, "num_samples": args.num_samples, "init": str(args.model),
             "decoding": decoding.to_dict()}
+    args.qformer_lr = resolve_qformer_lr(args, pretrained_qformers=False)  # SCST: one rate unless told
+    print_main(dist, f"learning rates: {args.lr:g} new layers, {args.qformer_lr:g} Q-Formers + query tokens")
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=info)
     return trainer.fit()
 

@@ -29,8 +29,8 @@ from torch import nn
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier
 from train.errors import TrainingError
 from train.file_utils import atomic_write_dir, write_json
-from train.logger import JsonlLog, plot_log, print_main
-from train.optim import build_optimizer, build_scheduler
+from train.logger import JsonlLog, print_main, try_plot_log
+from train.optim import build_optimizer, build_scheduler, group_lrs
 from train.precision import autocast
 from train.rng import rng_state, set_rng_state
 from train.run_dir import INFO_FILE, LOG_NAME, PLOT_NAME, PROGRESS_FILE, STATE_DIR, STATE_FILE, ResumeState
@@ -77,6 +77,7 @@ class Trainer:
         self.module = module
         self.log = JsonlLog(out / LOG_NAME, enabled=dist.is_main)
         self.extra_info = dict(extra_info or {})
+        self.plotting = True  # log.png is best-effort: off after a warning when matplotlib is missing
         # best/ follows one validation metric the run names (--best-metric; default CIDEr-D); losses count lowest
         self.best_metric = getattr(args, "best_metric", None) or "val_cider"
         if validator is not None and self.best_metric not in validator.metrics:
@@ -94,7 +95,13 @@ class Trainer:
             if (key in run or key != "best_metric") and run.get(key) != mine[key]:
                 raise TrainingError(f"{self.out / STATE_DIR}: the saved run has {key}={run.get(key)!r}, this one "
                                     f"{mine[key]!r}; resume with the same settings or use --overwrite")
-        self.optimizer.load_state_dict(state.training["optimizer"])
+        saved_groups = [g.get("name") for g in state.training["optimizer"]["param_groups"]]
+        my_groups = [g.get("name") for g in self.optimizer.param_groups]
+        if len(saved_groups) != len(my_groups) or (all(saved_groups) and saved_groups != my_groups):
+            raise TrainingError(f"{self.out / STATE_DIR}: the saved optimizer has parameter groups {saved_groups}, this "
+                                f"run {my_groups} (--qformer-lr differs?); resume with the same settings or use "
+                                "--overwrite")
+        self.optimizer.load_state_dict(state.training["optimizer"])  # each group's rate and schedule position
         self.scheduler.load_state_dict(state.training["scheduler"])
         if run.get("total_steps") != self.total_steps:
             print_main(self.dist, f"warning: total steps changed from {run.get('total_steps')} to {self.total_steps}; "
@@ -244,7 +251,8 @@ class Trainer:
                         acc[1] += weight
                 grad_norm = (torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
                              if args.max_grad_norm > 0 else total_grad_norm(self.params))
-                lr = self.scheduler.get_last_lr()[0]
+                lrs = group_lrs(self.optimizer)
+                lr = lrs["lr"]
                 self.optimizer.step()
                 self.scheduler.step()
                 p.step += 1
@@ -258,7 +266,7 @@ class Trainer:
                     metrics = {k: float(reduced[2 * i] / reduced[2 * i + 1]) if reduced[2 * i + 1] else float("nan")
                                for i, k in enumerate(keys)}
                     metrics = task.finalize_metrics(metrics)
-                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, "lr": lr,
+                    record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, **lrs,
                               "grad_norm": float(grad_norm), f"{task.unit}_per_s": round(rate, 2)}
                     self.log.write(record)
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}",
@@ -269,8 +277,8 @@ class Trainer:
                     val = last_val = self.evaluate()
                 if (args.save_every and p.step % args.save_every == 0) or end_of_epoch or final:
                     self.save(val if val is not None else last_val)
-                if (end_of_epoch or final) and dist.is_main:
-                    plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
+                if (end_of_epoch or final) and dist.is_main and self.plotting:
+                    self.plotting = try_plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
         bar.close()
         best = -p.best_score if self.best_metric.endswith("loss") else p.best_score
         summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, f"best_{self.best_metric}": best,

@@ -1,0 +1,59 @@
+"""VideoBLIP2: audio-visual video captioning and question answering (CLIP/CLAP features -> two InstructBLIP
+Q-Formers -> LoRA Flan-T5).
+
+The public names load lazily (PEP 562, as ``transformers`` does): ``import videoblip2`` imports neither torch
+nor transformers, ``from videoblip2 import VideoBLIP2`` imports what that name needs, once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> submodule that defines it
+_LAZY: dict[str, str] = {
+    "VideoBLIP2Config": "config",
+    "ConfigError": "config",
+    "VideoBLIP2": "modeling",
+    "FeatureStore": "data",
+    "CaptionDataset": "data",
+    "VideoDataset": "data",
+    "index_batches": "data",
+    "ablate_features": "data",
+    "ABLATIONS": "data",
+    "load_annotations": "annotations",
+    "load_predictions": "annotations",
+    "save_predictions": "annotations",
+    "predict_captions": "predict",
+    "caption_videos": "caption",
+    "DecodingOptions": "decoding",
+    "bad_ending_rate": "decoding",
+    "build_tiny_model": "tiny",
+    "init_qformer": "blip2_init",
+    "LoadReport": "blip2_init",
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
+    from .annotations import load_annotations, load_predictions, save_predictions
+    from .blip2_init import LoadReport, init_qformer
+    from .caption import caption_videos
+    from .config import ConfigError, VideoBLIP2Config
+    from .decoding import DecodingOptions, bad_ending_rate
+    from .data import ABLATIONS, CaptionDataset, FeatureStore, VideoDataset, ablate_features, index_batches
+    from .modeling import VideoBLIP2
+    from .predict import predict_captions
+    from .tiny import build_tiny_model
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -36,8 +36,9 @@ Splits: the official MSR-VTT file and MSVD (with its mapping) hold all three; VA
 per split, so their *folder* is the file with splits (``split`` picks ``desc_{train,val,test}.json`` or
 ``vatex_{training,validation,public_test}*.json``), and a single file accepts only its own split.
 
-Every caption goes through :func:`normalize_caption`, the form the metrics (``eval/``) and the SCST
-reward expect. Bad input raises :class:`AnnotationError` naming the file and the offending record.
+Every caption goes through :func:`normalize_caption`, the form training and the SCST reward expect
+(``as_written=True`` keeps the text as written, whitespace collapsed: what ``eval.evaluate`` hands to
+pycocoevalcap). Bad input raises :class:`AnnotationError` naming the file and the offending record.
 
 Question answering (:func:`load_qa_annotations`, detected by :func:`is_qa_annotation`) reads a JSON list
 (or JSON Lines, one record a line) in any of these forms:
@@ -121,8 +122,9 @@ def normalize_caption(caption: str) -> str:
     return " ".join(caption.lower().split()).rstrip(". ")
 
 
-def _read_json(path: str | os.PathLike) -> Any:
-    """Parse a JSON file; a duplicated key in any object is an error (json.load would keep the last one)."""
+def _read_json(path: str | os.PathLike, what: str = "annotation file") -> Any:
+    """Parse a JSON file; a duplicated key in any object is an error (json.load would keep the last one).
+    ``what`` names the file in the not-found message ("predictions file" for predictions)."""
     path = os.fspath(path)
 
     def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -134,7 +136,7 @@ def _read_json(path: str | os.PathLike) -> Any:
         return obj
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f, object_pairs_hook=no_duplicate_keys)
@@ -145,12 +147,19 @@ def _read_json(path: str | os.PathLike) -> Any:
 
 
 def _caption(path: str, where: str, value: Any) -> str:
+    """The caption as written, whitespace runs collapsed (``load_annotations`` normalises it unless asked
+    for the text as written); empty once normalised is an error."""
     if not isinstance(value, str):
         raise AnnotationError(f"{path}: {where}: caption must be a string, got {type(value).__name__}")
-    caption = normalize_caption(value)
-    if not caption:
+    if not normalize_caption(value):
         raise AnnotationError(f"{path}: {where}: empty caption")
-    return caption
+    return " ".join(value.split())
+
+
+def _normalized(annotations: dict[str, list[str]], as_written: bool) -> dict[str, list[str]]:
+    if as_written:
+        return annotations
+    return {video_id: [normalize_caption(c) for c in caps] for video_id, caps in annotations.items()}
 
 
 def _video_id(path: str, where: str, record: Any) -> str:
@@ -267,9 +276,9 @@ SPLIT_FILES = {
 }
 
 
-def _read_text_lines(path: str) -> list[str]:
+def _read_text_lines(path: str, what: str = "annotation file") -> list[str]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         with open(path, encoding="utf-8-sig") as f:
             return f.read().splitlines()
@@ -543,7 +552,7 @@ def has_splits(path: str | os.PathLike, format: str = "auto") -> bool:
 
 
 def load_annotations(path: str | os.PathLike, split: str | None = None, format: str = "auto", *,
-                     require_captions: bool = True) -> dict[str, list[str]]:
+                     require_captions: bool = True, as_written: bool = False) -> dict[str, list[str]]:
     """Load reference captions from any supported format (see the module docstring).
 
     Args:
@@ -554,6 +563,9 @@ def load_annotations(path: str | os.PathLike, split: str | None = None, format: 
         format: one of ``ANN_FORMATS``; ``"auto"`` detects it (:func:`detect_format`).
         require_captions: False accepts videos without reference captions (VATEX's test file without
             ``enCap``): they can be captioned, not trained on or scored.
+        as_written: return the captions as the file writes them, only whitespace runs collapsed (case and
+            punctuation kept): what ``eval.evaluate`` gives pycocoevalcap, whose PTB tokenizer does the rest,
+            exactly as the COCO caption evaluation does. Default: :func:`normalize_caption`'d (training, SCST).
 
     Returns:
         ``{video_id: [normalised caption, ...]}``, videos in file order (MSVD splits: vidN order), captions
@@ -575,7 +587,7 @@ def load_annotations(path: str | os.PathLike, split: str | None = None, format: 
         annotations: dict[str, list[str]] = {}
         for name in splits:
             file = _split_file(path, fmt, name)
-            part = load_annotations(file, None, fmt, require_captions=require_captions)
+            part = load_annotations(file, None, fmt, require_captions=require_captions, as_written=as_written)
             clash = set(part) & set(annotations)
             if clash:
                 raise AnnotationError(f"{file}: {len(clash)} videos also appear in another split, "
@@ -599,7 +611,7 @@ def load_annotations(path: str | os.PathLike, split: str | None = None, format: 
                     "every split's file, or this split's file without --split")
             annotations = (_load_vatex if fmt == "vatex" else _load_valor)(path, data)
         elif isinstance(data, Mapping) and "videos" in data and "sentences" in data:
-            return _load_official(path, data, split)
+            return _normalized(_load_official(path, data, split), as_written)
         else:
             _no_split(path, split)
             if isinstance(data, list):
@@ -616,7 +628,7 @@ def load_annotations(path: str | os.PathLike, split: str | None = None, format: 
             f"{path}: {len(without)} of {len(annotations)} videos have no (English) reference caption, e.g. "
             f"{', '.join(without[:3])}: such a file can be captioned (videoblip2.predict) but not trained on or "
             "scored")
-    return annotations
+    return _normalized(annotations, as_written)
 
 
 def _has_split_file(path: str, fmt: str, split: str) -> bool:
@@ -717,7 +729,7 @@ def load_predictions(path: str | os.PathLike) -> dict[str, str]:
             string, or a video predicted twice.
     """
     path = os.fspath(path)
-    data = _read_json(path)
+    data = _read_json(path, "predictions file")
     if not isinstance(data, list):
         raise AnnotationError(
             f"{path}: predictions must be a list of {{\"video_id\", \"caption\"}} records, "
@@ -757,17 +769,17 @@ class QAItem:
     modality: str | None  # "Audio" | "Visual" | "Audio-Visual" for MUSIC-AVQA, else None
 
 
-def _read_json_or_lines(path: str | os.PathLike) -> Any:
+def _read_json_or_lines(path: str | os.PathLike, what: str = "annotation file") -> Any:
     """Parse a JSON file, or a JSON Lines file (``.jsonl``, or any file whose JSON has extra data)."""
     path = os.fspath(path)
     if not path.endswith(".jsonl"):
         try:
-            return _read_json(path)
+            return _read_json(path, what)
         except AnnotationError as e:
             if "Extra data" not in str(e):
                 raise
     records = []
-    for lineno, line in enumerate(_read_text_lines(path), 1):
+    for lineno, line in enumerate(_read_text_lines(path, what), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
@@ -977,7 +989,7 @@ def load_qa_predictions(path: str | os.PathLike) -> dict[str, str]:
             a string, or a question answered twice.
     """
     path = os.fspath(path)
-    data = _read_json_or_lines(path)
+    data = _read_json_or_lines(path, "predictions file")
     if not isinstance(data, list):
         raise AnnotationError(f"{path}: QA predictions must be a list of {{\"question_id\", \"answer\"}} records, "
                               f"got {type(data).__name__}")

@@ -68,6 +68,9 @@ class T5Config:
     # Train every T5 weight, not only LoRA. For randomly initialised (tiny) T5s only: they have no
     # pretrained language to preserve, and a frozen random T5 learns captions far too slowly.
     train_base: bool = False
+    # Override of the T5's dropout_rate (train_ce --dropout); None keeps the checkpoint's / architecture's.
+    # Stored here so that a saved model, and a resumed run, rebuild the T5 with the same dropout.
+    dropout_rate: float | None = None
 
 
 @dataclass

@@ -136,8 +136,10 @@ class DecodingOptions:
         kwargs: dict[str, Any] = {
             "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
             "length_penalty": self.length_penalty, "no_repeat_ngram_size": self.no_repeat_ngram_size,
-            "repetition_penalty": self.repetition_penalty, "min_new_tokens": self.min_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
         }
+        if self.min_new_tokens:  # (0 would make transformers warn that min_length is set too)
+            kwargs["min_new_tokens"] = self.min_new_tokens
         if self.block_bad_endings:
             from transformers import LogitsProcessorList
 

@@ -101,10 +101,11 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
 
 
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
-    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture`."""
+    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied)."""
+    dropout = {} if config.t5.dropout_rate is None else {"dropout_rate": config.t5.dropout_rate}
     if config.t5.architecture is None:
-        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path)
-    t5 = T5ForConditionalGeneration(transformers.T5Config(**config.t5.architecture))
+        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path, **dropout)
+    t5 = T5ForConditionalGeneration(transformers.T5Config(**{**config.t5.architecture, **dropout}))
     if config.t5.architecture.get("tie_word_embeddings") is False:
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
         # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
@@ -688,7 +689,7 @@ def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max
         do_sample=True, num_beams=1, num_return_sequences=1, temperature=temperature, top_k=0, top_p=1.0,
         typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
         encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_length=0,
-        min_new_tokens=0, max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
+        max_new_tokens=max_new_tokens, length_penalty=1.0, renormalize_logits=False,
         remove_invalid_values=False, decoder_start_token_id=t5.config.decoder_start_token_id,
         eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id,
     )
