@@ -9,8 +9,8 @@ Three train_ce runs of the tiny model on the synthetic benchmark (videoblip2.syn
   many items as in its own run).
 Scored on the test split: QA accuracy (eval.qa.qa_scores, greedy answers) overall, per modality and for the
 temporal questions, beside the per-type majority baseline; CIDEr-D of greedy captions (eval.coco). The QA-only
-model is also scored with the audio removed and with the frames of each video shuffled at test time
-(videoblip2.data.ablate_features). Expected: majority < QA-only; audio removed -> audio questions near the
+and multi-task models are also scored with the audio removed and with the frames of each video shuffled at
+test time (videoblip2.data.ablate_features). Expected: majority < QA-only; audio removed -> audio questions near the
 majority baseline, visual ones unchanged; frames shuffled -> temporal questions near chance (1/2: each asks
 "open or close?"); the multi-task run near both single-task runs on both metrics.
 """
@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--reuse", action="store_true", help="reuse finished runs in --run instead of retraining")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (training and scoring)")
+    p.add_argument("--score", nargs="+", default=None, metavar="MODEL_DIR",
+                   help="no training: score these saved models (QA as is, audio removed, frames shuffled; CIDEr)")
     return p.parse_args(argv)
 
 
@@ -80,12 +82,29 @@ def score_captions(model: VideoBLIP2, data: Path) -> float:
     return compute_metrics(captions, refs, metrics=["CIDEr"])["CIDEr"]
 
 
+def score_models(args, data: Path) -> dict:
+    """--score: each model's QA accuracy as is, without audio, with shuffled frames, and its caption CIDEr."""
+    test = load_qa_annotations(data / "avqa-test.json")
+    result = {"majority (per type)": majority_row(test)}
+    for path in args.score:
+        model = VideoBLIP2.from_pretrained(path).eval()
+        for ablation in (None, "audio", "frame-order"):
+            result[f"{path}" + (f", {ablation} ablated" if ablation else "")] = score_qa(model, data, test, ablation)
+        result[f"{path}"]["CIDEr"] = score_captions(model, data)
+    atomic_write_json(args.out, result, indent=2)
+    for name, row in result.items():
+        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
     data, run = Path(args.data), Path(args.run)
     if not (data / "meta.json").exists():
         synth.main(["--out", str(data)])
+    if args.score:
+        return score_models(args, data)
     common = ["--tiny", "--features", str(data), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
               "--num-threads", str(args.num_threads), "--no-progress", "--log-every", "50"]
     captions = ["--ann", str(data / "train_val_videodatainfo.json"), "--val-videos", "20"]
@@ -112,6 +131,8 @@ def main(argv=None) -> dict:
     table["QA only, audio removed at test time"] = score_qa(models["qa"], data, test, "audio")
     table["QA only, frames shuffled at test time"] = score_qa(models["qa"], data, test, "frame-order")
     table["captions + QA (multi-task)"] = score_qa(models["multi"], data, test)
+    table["captions + QA, audio removed at test time"] = score_qa(models["multi"], data, test, "audio")
+    table["captions + QA, frames shuffled at test time"] = score_qa(models["multi"], data, test, "frame-order")
     table["captions only"] = score_qa(models["captions"], data, test)
     cider = {"QA only": score_captions(models["qa"], data),
              "captions + QA (multi-task)": score_captions(models["multi"], data),

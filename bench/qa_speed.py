@@ -10,7 +10,7 @@ Two ratios, each measured inside one process (alternating rounds, so machine loa
    answer over the B videos (every (video, answer) pair encoded). Expected: >= A/2 (bench/NOTES.md, E9).
 
 Before timing, checks: the per-sample path with every prompt equal to the fixed one gives the same loss, and
-both scorers give the same log-likelihoods (within 1e-4); otherwise the script stops.
+both scorers give the same log-likelihoods (within 1e-4 + 1e-5 relative); otherwise the script stops.
 
     python bench/qa_speed.py --size small --threads 1 --out qa_speed.json     # ~3 min on a shared CPU
 """
@@ -134,7 +134,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         ours = model.score_candidates(**model_inputs(score_batch), prompt=score_prompt, candidates=candidates)
     naive = naive_scores(model, score_batch, score_prompt, candidates, amp)
     score_diff = float((ours - naive).abs().max())
-    tol = 1e-4 if device.type == "cpu" else 5e-2
+    # float32 sums over a 32128-word softmax in another order: ~1e-5 relative at real size
+    tol = (1e-4 + 1e-5 * float(naive.abs().max())) if device.type == "cpu" else 5e-2
     if score_diff > tol:
         raise BenchmarkError(f"score_candidates differs from the naive loop by {score_diff}")
 
