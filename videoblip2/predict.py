@@ -269,7 +269,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
                               "not a QA annotation file")
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
-        video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
+        references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+        video_ids = list(references)
+        unscored = sum(not captions for captions in references.values())
+        if unscored:
+            print(f"note: {unscored} of {len(references)} videos of {args.ann} have no reference captions: their "
+                  "captions can be written but not scored (eval.evaluate needs references)")
     else:
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = model_feature_store(model, args.features, video_ids, args.device)
