@@ -41,7 +41,7 @@ from videoblip2.annotations import (
 from videoblip2.decoding import bad_ending_rate
 from videoblip2.fileio import DiskFullError, atomic_write_json
 
-__all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args"]
+__all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args", "score_captions"]
 
 
 class EvaluationError(ValueError):
@@ -87,6 +87,16 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def score_captions(predictions: dict[str, str], references: dict[str, list[str]],
+                   metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS, spice: bool = False) -> dict:
+    """eval.evaluate's numbers for one caption per video: ``{"metrics": {...}, "bad_endings": float}``.
+
+    ``references`` as ``load_annotations(..., as_written=True)`` returns them (pycocoevalcap tokenises both).
+    """
+    return {"metrics": compute_metrics(predictions, references, metrics=metrics, spice=spice),
+            "bad_endings": bad_ending_rate(predictions.values())}
+
+
 def evaluate_qa(args: argparse.Namespace) -> dict:
     """Score a QA predictions file against a QA annotation file: print the table, write ``--out`` atomically."""
     if args.split is not None:
@@ -118,11 +128,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"scoring {len(predictions)} videos ({', '.join(metrics)}{', SPICE' if args.spice else ''}) ...",
           file=sys.stderr, flush=True)
     start = time.perf_counter()
-    scores = compute_metrics(predictions, references, metrics=metrics, spice=args.spice)
+    scored = score_captions(predictions, references, metrics=metrics, spice=args.spice)
+    scores, bad_endings = scored["metrics"], scored["bad_endings"]
     elapsed = time.perf_counter() - start
 
     print(format_table(scores))
-    bad_endings = bad_ending_rate(predictions.values())
     print(f"bad endings: {bad_endings:.4f} of the captions end on a, the, with, ... (videoblip2.decoding.BAD_ENDINGS)")
     result = {
         "metrics": scores,

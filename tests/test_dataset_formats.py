@@ -284,8 +284,9 @@ def _renamed_features(synth, out, names):
         for old, new in names.items():
             if (synth / kind / f"{old}.npy").exists():
                 shutil.copy(synth / kind / f"{old}.npy", out / kind / f"{new}.npy")
-    if (synth / "meta.json").exists():
-        shutil.copy(synth / "meta.json", out / "meta.json")
+    meta = json.loads((synth / "meta.json").read_text())
+    meta["audio"]["no_audio"] = [names[v] for v in meta["audio"].get("no_audio", []) if v in names]
+    (out / "meta.json").write_text(json.dumps(meta))
 
 
 def _write_dataset(fmt, root, splits):
@@ -367,7 +368,7 @@ def test_load_train_predict_evaluate(fmt, synth_data, tiny_init_dir, tmp_path):
     assert best["metrics"]["BLEU-1"] > 0.9
 
 
-def test_vatex_test_file_without_captions_is_captioned_not_scored(synth_data, tiny_init_dir, tmp_path):
+def test_vatex_test_file_without_captions_is_captioned_not_scored(synth_data, tiny_init_dir, tmp_path, capsys):
     from eval import evaluate
     from videoblip2 import predict
 
@@ -379,5 +380,6 @@ def test_vatex_test_file_without_captions_is_captioned_not_scored(synth_data, ti
     captions = predict.main(["--model", str(tiny_init_dir), "--features", str(features), "--ann", str(test),
                              "--out", str(preds), "--device", "cpu"])
     assert sorted(captions) == ["abc_000001_000011", "xyz_000005_000015"]
+    assert "note: 2 of 2 videos of" in capsys.readouterr().out
     with pytest.raises(AnnotationError, match="2 of 2 videos have no .*can be captioned .* not trained on or scored"):
         evaluate.main(["--predictions", str(preds), "--ann", str(test), "--no-meteor"])

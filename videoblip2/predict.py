@@ -16,11 +16,17 @@ instead: each question in the model's `qa_prompt_template`, one answer per quest
 `[{"question_id", "video_id", "question", "answer"}]` (`eval.evaluate` scores it). Answers are generated (the
 decoding flags apply), or with --closed-vocabulary the answers seen in training (the model directory's
 trainer_info.json) are ranked by log-likelihood (--candidates: the answers of another QA file).
+
+Modality diagnostics: `--ablate audio` (every video silent), `--ablate frame-order` (each video's frames
+shuffled, `--ablate-seed`), `--ablate video` (no visual content) rewrite each feature batch with
+`videoblip2.data.ablate_features`, for captions and answers alike; the settings go into the meta file.
+`python -m eval.ablation` runs them all on one split and prints the metrics side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,12 +43,37 @@ from .annotations import (
     save_qa_predictions,
 )
 from .cli import cli
-from .data import FeatureStore, QADataset, VideoDataset, answer_vocabulary, tokenize_captions
+from .data import (
+    ABLATIONS,
+    FeatureStore,
+    QADataset,
+    VideoDataset,
+    ablate_features,
+    answer_vocabulary,
+    tokenize_captions,
+)
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
 from .fileio import check_writable_file
 from .modeling import VideoBLIP2
 
 BatchTransform = Callable[[dict], dict]
+
+
+def ablation(mode: str | None, seed: int = 0) -> BatchTransform | None:
+    """The batch transform of ``--ablate MODE`` (``videoblip2.data.ablate_features``), or None for none."""
+    if mode is None:
+        return None
+    if mode not in ABLATIONS:
+        raise ValueError(f"unknown ablation {mode!r}; choose one of {', '.join(ABLATIONS)}")
+    return functools.partial(ablate_features, mode=mode, seed=seed)
+
+
+def model_feature_store(model: VideoBLIP2, features: str | Path, video_ids: Sequence[str],
+                        device: str | torch.device = "cpu") -> FeatureStore:
+    """The videos' features, padded / subsampled to what ``model`` was configured with, on ``device``."""
+    cfg = model.config
+    return FeatureStore(features, list(video_ids), max_frames=cfg.max_frames, max_audio_windows=cfg.max_audio_windows,
+                        video_dim=cfg.video_dim, audio_dim=cfg.audio_dim).to(device)
 
 
 @torch.no_grad()
@@ -155,7 +186,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     closed.add_argument("--candidates", default=None,
                         help="closed vocabulary: rank the distinct answers of this QA annotation file (e.g. the "
                              "training questions)")
+    add_ablation_args(p)
     return p.parse_args(argv)
+
+
+def add_ablation_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("modality diagnostics")
+    group.add_argument("--ablate", choices=ABLATIONS, default=None,
+                       help="audio: every video without sound; frame-order: each video's frames shuffled; video: no "
+                            "visual content (zero features, one visible frame) - videoblip2.data.ablate_features")
+    group.add_argument("--ablate-seed", type=int, default=0,
+                       help="--ablate frame-order: the shuffling seed (the order depends on it and the video id)")
 
 
 def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
@@ -185,20 +226,26 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, s
     """The QA branch of `main`: every question of --ann answered, written with save_qa_predictions."""
     items = load_qa_annotations(args.ann)
     candidates = closed_vocabulary(args)
-    store = FeatureStore(args.features, list(dict.fromkeys(item.video_id for item in items)),
-                         max_frames=model.config.max_frames, max_audio_windows=model.config.max_audio_windows,
-                         video_dim=model.config.video_dim, audio_dim=model.config.audio_dim).to(args.device)
+    store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
     decoding = DecodingOptions.from_args(args)
-    answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding)
+    answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding,
+                              transform=ablation(args.ablate, args.ablate_seed))
     save_qa_predictions([{"question_id": item.question_id, "video_id": item.video_id, "question": item.question,
                           "answer": answers[item.question_id]} for item in items], args.out)
     mode = f"closed vocabulary of {len(candidates)} answers" if candidates else "generated"
     meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
                                   ann=args.ann, num_questions=len(answers), answers=mode,
-                                  qa_prompt_template=model.config.qa_prompt_template)
+                                  qa_prompt_template=model.config.qa_prompt_template, **ablation_meta(args))
     print(f"wrote {len(answers)} answers ({mode}) to {args.out} (settings: {meta})")
     return answers
+
+
+def ablation_meta(args: argparse.Namespace) -> dict:
+    """The meta file's record of --ablate (nothing when no ablation ran)."""
+    if args.ablate is None:
+        return {}
+    return {"ablate": args.ablate, **({"ablate_seed": args.ablate_seed} if args.ablate == "frame-order" else {})}
 
 
 def check_inputs(args: argparse.Namespace) -> None:
@@ -222,17 +269,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
                               "not a QA annotation file")
     if args.ann:
         # videos without reference captions (VATEX's public test file) can be captioned all the same
-        video_ids = list(load_annotations(args.ann, args.split, args.ann_format, require_captions=False))
+        references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+        video_ids = list(references)
+        unscored = sum(not captions for captions in references.values())
+        if unscored:
+            print(f"note: {unscored} of {len(references)} videos of {args.ann} have no reference captions: their "
+                  "captions can be written but not scored (eval.evaluate needs references)")
     else:
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
-    store = FeatureStore(args.features, video_ids, max_frames=model.config.max_frames,
-                         max_audio_windows=model.config.max_audio_windows,
-                         video_dim=model.config.video_dim, audio_dim=model.config.audio_dim).to(args.device)
+    store = model_feature_store(model, args.features, video_ids, args.device)
     decoding = DecodingOptions.from_args(args)
-    captions = predict_captions(model, VideoDataset(store), args.batch_size, decoding=decoding)
+    captions = predict_captions(model, VideoDataset(store), args.batch_size, decoding=decoding,
+                                transform=ablation(args.ablate, args.ablate_seed))
     save_predictions(captions, args.out)
     meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
-                                  ann=args.ann, split=args.split, num_videos=len(captions))
+                                  ann=args.ann, split=args.split, num_videos=len(captions), **ablation_meta(args))
     print(f"wrote {len(captions)} captions to {args.out} (decoding settings: {meta})")
     return captions
 
