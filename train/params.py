@@ -154,6 +154,7 @@ NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "save_every": (0, None, True, False),
     "num_threads": (1, None, True, False),
     "val_videos": (1, None, True, False),
+    "qa_ratio": (0, 1, False, False),
     "dropout": (0, 1, True, False),
     "tiny_hidden": (1, None, True, False),
     "tiny_layers": (1, None, True, False),
