@@ -65,7 +65,8 @@ def test_qa_dataset_without_answers_and_with_bad_videos(synth_data, qa_items, qa
     data = QADataset(_store(synth_data, videos, config), unanswered, qa_model.t5_tokenizer,
                      qa_model.qformer_tokenizer, config, template="Q: {question} A:")
     assert data.labels is None and "labels" not in data.batch([0, 1])
-    assert torch.equal(data.batch([0])["prompt"].t5_ids, qa_model.tokenize_prompts(["Q: Who is in the video? A:"]).t5_ids)
+    reference = qa_model.tokenize_prompts(["Q: Who is in the video? A:"])
+    assert torch.equal(data.batch([0])["prompt"].t5_ids, reference.t5_ids)
     # a video the store skipped: its questions are left out and listed; a video it never had: an error
     import shutil
 
@@ -158,7 +159,8 @@ def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_in
     assert vals[-1]["val_qa_majority"] == pytest.approx(0.2) and vals[-1]["val_qa_questions"] == 5
     assert summary["best_metric"] == "val_qa_accuracy"
     best = max(range(len(vals)), key=lambda i: (vals[i]["val_qa_accuracy"], -i))  # the first of the best
-    assert summary["best_val_qa_accuracy"] == vals[best]["val_qa_accuracy"] and summary["best_step"] == vals[best]["step"]
+    assert summary["best_val_qa_accuracy"] == vals[best]["val_qa_accuracy"]
+    assert summary["best_step"] == vals[best]["step"]
     info = json.loads((out / "best" / "trainer_info.json").read_text())
     assert info["step"] == vals[best]["step"] and info["qa_answers"] == answer_vocabulary(qa_items)
     assert info["qa_prompt_template"] == "Question: {question} Short answer:"
@@ -173,7 +175,8 @@ def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_in
     answers = predict_answers(model, QADataset(store, val_items, model.t5_tokenizer, model.qformer_tokenizer,
                                                model.config), progress=False)
     assert qa_scores(answers, val_items)["accuracy"] == vals[-1]["val_qa_accuracy"]
-    assert [answers[e["question_id"]] for e in vals[-1]["qa_examples"]] == [e["answer"] for e in vals[-1]["qa_examples"]]
+    examples = vals[-1]["qa_examples"]
+    assert [answers[e["question_id"]] for e in examples] == [e["answer"] for e in examples]
 
 
 def test_mixed_task_table_and_batches(synth_data, qa_items, qa_model):
@@ -201,10 +204,10 @@ def test_mixed_task_table_and_batches(synth_data, qa_items, qa_model):
     ref_caption = captions.batch(half.row[[0, 5]])
     ref_qa = questions.batch(half.row[[200, 230]])
     assert batch["video_ids"] == ref_caption["video_ids"] + ref_qa["video_ids"]
-    for row, (prompt, labels) in enumerate([(config.prompt, ref_caption["labels"][0]),
-                                            (config.prompt, ref_caption["labels"][1]),
-                                            (config.qa_prompt(questions.items[half.row[200]].question), ref_qa["labels"][0]),
-                                            (config.qa_prompt(questions.items[half.row[230]].question), ref_qa["labels"][1])]):
+    qa_prompts = [config.qa_prompt(questions.items[half.row[i]].question) for i in (200, 230)]
+    expected = [(config.prompt, ref_caption["labels"][0]), (config.prompt, ref_caption["labels"][1]),
+                (qa_prompts[0], ref_qa["labels"][0]), (qa_prompts[1], ref_qa["labels"][1])]
+    for row, (prompt, labels) in enumerate(expected):
         own = qa_model.tokenize_prompts([prompt])
         width = own.t5_ids.shape[1]
         assert torch.equal(batch["prompt"].t5_ids[row, :width], own.t5_ids[0])
@@ -226,9 +229,10 @@ def test_multi_task_run_validates_both_and_keeps_best_by_the_named_metric(synth_
     from train import train_ce
 
     out = tmp_path / "mixed"
-    summary = train_ce.main([*_qa_args(synth_data, qa_init_dir), "--ann", str(synth_data / "train_val_videodatainfo.json"),
-                             "--qa-ratio", "0.5", "--best-metric", "val_qa_loss", "--out", str(out),
-                             "--max-steps", "6", "--eval-every", "2"])
+    captions = ["--ann", str(synth_data / "train_val_videodatainfo.json")]
+    summary = train_ce.main([*_qa_args(synth_data, qa_init_dir), *captions, "--qa-ratio", "0.5",
+                             "--best-metric", "val_qa_loss", "--out", str(out), "--max-steps", "6",
+                             "--eval-every", "2"])
     (start,) = _records(out, "start")
     assert start["task"] == "train_ce+qa" and start["num_items"] == 240
     vals = _records(out, "val")
@@ -295,7 +299,8 @@ def test_bf16_qa_run_with_closed_vocabulary_validation_reproduces(synth_data, tm
     model = VideoBLIP2.from_pretrained(out / "last")
     items = load_qa_annotations(synth_data / "avqa-val.json")
     dist = DistInfo()
-    store = feature_store(synth_data, sorted({i.video_id for i in items}), model.config, train_ce.parse_args(args), dist)
+    videos = sorted({i.video_id for i in items})
+    store = feature_store(synth_data, videos, model.config, train_ce.parse_args(args), dist)
     again = QAValidator(model, store, items, dist, batch_size=12, precision="bf16", candidates=answers)(model)
     assert again["val_qa_loss"] == val["val_qa_loss"] and again["qa_examples"] == val["qa_examples"]
 
