@@ -8,7 +8,8 @@ synthetic test split (greedy captions) of
   (a) always answering the most common training caption,
   (b) the train_ce model,
   (c) train_scst from (b) with its defaults (greedy baseline, top-5 references built by train_scst, end of
-      sentence in the reward), and once more with the mean-of-others baseline,
+      sentence in the reward), once more with the mean-of-others baseline, and once without the end of
+      sentence in the reward (--no-eos-reward),
   (d) the train_ce model with the audio removed at test time,
   (e) the train_ce model with the frames of each test video shuffled,
 plus how often each latent factor is named correctly (`videoblip2.synth.factor_accuracy`).
@@ -38,6 +39,14 @@ from videoblip2.decoding import bad_ending_rate  # noqa: E402
 from videoblip2.modeling import VideoBLIP2  # noqa: E402
 from videoblip2.predict import predict_captions  # noqa: E402
 from videoblip2.fileio import atomic_write_json
+
+
+# train_scst runs from the train_ce model: the defaults (greedy baseline), the "new SCST" mean baseline, and the
+# defaults without the end of sentence in the reward (what the EOS word changes)
+SCST_RUNS = {"scst_greedy": ["--baseline", "greedy"], "scst_mean": ["--baseline", "mean"],
+             "scst_greedy_noeos": ["--baseline", "greedy", "--no-eos-reward"]}
+SCST_NAMES = {"scst_greedy": "(c) train_scst, greedy baseline", "scst_mean": "(c) train_scst, mean baseline",
+              "scst_greedy_noeos": "(c) train_scst, greedy, no EOS reward"}
 
 
 def drop_audio(batch: dict) -> dict:
@@ -88,10 +97,11 @@ def main(argv=None) -> dict:
     timed("ce", train_ce.main, ["--tiny", *common, "--out", str(run / "ce"), "--epochs", str(args.ce_epochs),
                                 "--batch-size", "32", "--lr", "2e-3", "--dropout", "0",
                                 "--val-videos", "50", "--overwrite"])
-    for baseline in ("greedy", "mean"):  # train_scst's defaults otherwise: top-5 refs it builds, EOS reward
-        timed(f"scst_{baseline}", train_scst.main, [
-            "--model", str(run / "ce"), *common, "--baseline", baseline,
-            "--out", str(run / f"scst_{baseline}"), "--epochs", str(args.scst_epochs), "--batch-size", "8",
+    # train_scst's defaults otherwise: top-5 refs it builds, EOS in the reward
+    for name, flags in SCST_RUNS.items():
+        timed(name, train_scst.main, [
+            "--model", str(run / "ce"), *common, *flags,
+            "--out", str(run / name), "--epochs", str(args.scst_epochs), "--batch-size", "8",
             "--lr", "5e-5", "--val-videos", "50", "--overwrite"])
 
     refs = load_annotations(test_ann, split="test")
@@ -105,10 +115,8 @@ def main(argv=None) -> dict:
     variants = {
         "(a) most common training caption": {v: most_common for v in refs},
         "(b) train_ce": predict_captions(ce, dataset, progress=False),
-        "(c) train_scst, greedy baseline": predict_captions(
-            VideoBLIP2.from_pretrained(run / "scst_greedy" / "best"), dataset, progress=False),
-        "(c) train_scst, mean baseline": predict_captions(
-            VideoBLIP2.from_pretrained(run / "scst_mean" / "best"), dataset, progress=False),
+        **{SCST_NAMES[name]: predict_captions(VideoBLIP2.from_pretrained(run / name / "best"), dataset,
+                                              progress=False) for name in SCST_RUNS},
         "(d) train_ce, audio removed": predict_captions(ce, dataset, transform=drop_audio, progress=False),
         "(e) train_ce, frames shuffled": predict_captions(ce, dataset, transform=shuffle_frames, progress=False),
     }
@@ -120,12 +128,12 @@ def main(argv=None) -> dict:
         scores["example"] = next(iter(predictions.values()))
         results[name] = scores
     keys = ("CIDEr", "BLEU-4", "METEOR", "ROUGE_L", "bad_endings")
-    print(f"{'synthetic test split':<36}" + "".join(f"{k:>12}" for k in keys))
+    print(f"{'synthetic test split':<40}" + "".join(f"{k:>12}" for k in keys))
     for name, scores in results.items():
-        print(f"{name:<36}" + "".join(f"{scores[k]:>12.3f}" for k in keys))
+        print(f"{name:<40}" + "".join(f"{scores[k]:>12.3f}" for k in keys))
     print("factor accuracy (subject/place/action/sound ...):")
     for name, scores in results.items():
-        print(f"  {name:<34} " + ", ".join(f"{k} {v:.2f}" for k, v in scores["factors"].items()))
+        print(f"  {name:<38} " + ", ".join(f"{k} {v:.2f}" for k, v in scores["factors"].items()))
     report = {"results": results, "train_seconds": timings, "data": str(data)}
     atomic_write_json(args.out, report, indent=2)
     return report

@@ -97,3 +97,22 @@ def test_stale_temp_files_of_dead_processes_only(tmp_path):
     os.utime(old, (0, 0))  # another machine's, days old
     (tmp_path / "v5.npy").write_bytes(b"")
     assert [p.name for p in stale_temp_files(tmp_path)] == [f".v1.npy.{host}.{dead}.tmp", old.name]
+
+
+def test_cli_one_line_for_user_errors_and_a_full_disk(capsys):
+    import errno
+
+    from videoblip2.cli import cli
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/run/last/.tmp/spiece.model")
+
+    for body, expected in ((full, "error: disk full: [Errno 28] No space left on device: "
+                                  "'/data/run/last/.tmp/spiece.model'\n"),
+                           (lambda: check_writable_file("/"), "error: IsADirectoryError: --out /: is a folder, "
+                                                              "expected a file name\n")):
+        with pytest.raises(SystemExit) as stop:
+            cli(body)
+        assert stop.value.code == 2 and capsys.readouterr().err == expected
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        cli(lambda: 1 // 0)

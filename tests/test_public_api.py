@@ -25,14 +25,18 @@ def test_public_names_resolve_to_the_submodules_objects():
         "save_predictions": "annotations", "load_predictions": "annotations", "predict_captions": "predict",
         "caption_videos": "caption", "build_tiny_model": "tiny", "init_qformer": "blip2_init",
     }
+    assert set(videoblip2.__all__) == set(videoblip2._LAZY) and len(videoblip2.__all__) == len(videoblip2._LAZY)
     assert set(expected) <= set(videoblip2.__all__) <= set(dir(videoblip2))
     for name in videoblip2.__all__:
         module = importlib.import_module(f"videoblip2.{videoblip2._LAZY[name]}")
         assert getattr(videoblip2, name) is getattr(module, name), name
     for name, module in expected.items():
         assert videoblip2._LAZY[name] == module
-    from videoblip2 import VideoBLIP2, VideoBLIP2Config  # noqa: F401  (the README's spelling)
-    from videoblip2 import synth  # submodules still import as before
+    from videoblip2 import (  # noqa: F401  (the README's spelling)
+        VideoBLIP2,
+        VideoBLIP2Config,
+        synth,  # submodules still import as before
+    )
 
     assert synth.generate is importlib.import_module("videoblip2.synth").generate
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):

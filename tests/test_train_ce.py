@@ -239,7 +239,7 @@ def test_two_learning_rates_pretrained_qformers_and_new_layers(tiny_init_dir):
 
     model = VideoBLIP2.from_pretrained(tiny_init_dir)
     args = argparse.Namespace(lr=1e-4, qformer_lr=1e-5, weight_decay=0.05, adam_betas=(0.9, 0.999))
-    optimizer = build_optimizer(model, args, torch.device("cpu"))
+    optimizer = build_optimizer(model, args, torch.device("cpu"), qformer_lr=1e-5)
     groups = optimizer.param_groups
     assert [(g["name"], g["lr"], g["weight_decay"]) for g in groups] == [
         ("new/decay", 1e-4, 0.05), ("new/no_decay", 1e-4, 0.0), ("qformer/decay", 1e-5, 0.05),
@@ -256,7 +256,7 @@ def test_two_learning_rates_pretrained_qformers_and_new_layers(tiny_init_dir):
             "proj_video.weight", "proj_audio.weight"} <= fast and any("lora_A" in n for n in fast)
     assert not any(is_pretrained_part(n) for n in fast)
     # one rate (--tiny, SCST): the two groups of before
-    one = build_optimizer(model, argparse.Namespace(**{**vars(args), "qformer_lr": 1e-4}), torch.device("cpu"))
+    one = build_optimizer(model, args, torch.device("cpu"), qformer_lr=1e-4)
     assert [g["name"] for g in one.param_groups] == ["new/decay", "new/no_decay"]
     # defaults: LAVIS' 1e-5 for Q-Formers from BERT/BLIP-2, --lr otherwise; an explicit flag wins
     assert resolve_qformer_lr(argparse.Namespace(lr=1e-4, qformer_lr=None), pretrained_qformers=True) == 1e-5

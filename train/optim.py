@@ -66,8 +66,9 @@ def resolve_qformer_lr(args: argparse.Namespace, pretrained_qformers: bool) -> f
     return QFORMER_FINETUNE_LR if pretrained_qformers else args.lr
 
 
-def build_optimizer(model: nn.Module, args: argparse.Namespace, device: torch.device) -> torch.optim.AdamW:
-    qformer_lr = getattr(args, "qformer_lr", None)
+def build_optimizer(model: nn.Module, args: argparse.Namespace, device: torch.device,
+                    qformer_lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW over `param_groups`: the Q-Formers get their own groups when `qformer_lr` differs from --lr."""
     groups = param_groups(model, args.weight_decay, args.lr, None if qformer_lr in (None, args.lr) else qformer_lr)
     return torch.optim.AdamW(groups, lr=args.lr, betas=tuple(args.adam_betas), fused=device.type == "cuda")
 

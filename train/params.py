@@ -190,6 +190,6 @@ def check_numeric_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 # Flags whose value the saved state fixes: on resume the optimizer's hyperparameters and schedule come from
 # state/training_state.pt and the model from state/model, so a changed value here would be silently ignored.
-FIXED_ON_RESUME = ("lr", "weight_decay", "adam_betas", "warmup_steps", "warmup_ratio", "model", "checkpoint",
+FIXED_ON_RESUME = ("lr", "qformer_lr", "weight_decay", "adam_betas", "warmup_steps", "warmup_ratio", "model", "checkpoint",
                    "tiny", "tiny_hidden", "tiny_layers", "tiny_queries", "tiny_frozen_t5", "config", "t5",
                    "t5_tokenizer", "qformer_tokenizer", "bert", "blip2", "dropout")

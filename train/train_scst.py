@@ -227,9 +227,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
             "eos_reward": args.eos_reward, "num_samples": args.num_samples, "init": str(args.model),
             "decoding": decoding.to_dict()}
-    args.qformer_lr = resolve_qformer_lr(args, pretrained_qformers=False)  # SCST: one rate unless told
-    print_main(dist, f"learning rates: {args.lr:g} new layers, {args.qformer_lr:g} Q-Formers + query tokens")
-    trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=info)
+    qformer_lr = resolve_qformer_lr(args, pretrained_qformers=False)  # SCST: one rate unless told
+    print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens")
+    trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=info, qformer_lr=qformer_lr)
     return trainer.fit()
 
 

@@ -53,7 +53,7 @@ class Trainer:
 
     def __init__(self, args: argparse.Namespace, task: Task, model: VideoBLIP2, dist: DistInfo,
                  validator: Validator | None, out: Path, resumed: "ResumeState | None" = None,
-                 extra_info: Mapping[str, Any] | None = None):
+                 extra_info: Mapping[str, Any] | None = None, qformer_lr: float | None = None):
         self.args, self.task, self.model, self.dist, self.validator, self.out = args, task, model, dist, validator, out
         self.global_batch = args.batch_size * args.grad_accum * dist.world_size
         self.steps_per_epoch = task.num_items // self.global_batch
@@ -65,7 +65,8 @@ class Trainer:
         warmup = args.warmup_steps if args.warmup_steps is not None else int(round(args.warmup_ratio * self.total_steps))
         self.warmup_steps = warmup
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(model, args, dist.device)
+        self.qformer_lr = args.lr if qformer_lr is None else qformer_lr  # train.optim.resolve_qformer_lr
+        self.optimizer = build_optimizer(model, args, dist.device, self.qformer_lr)
         self.scheduler = build_scheduler(self.optimizer, warmup, self.total_steps)
         self.progress = Progress()
         module = task.forward_module(model)
@@ -214,7 +215,7 @@ class Trainer:
                         "world_size": dist.world_size, "device": str(dist.device), "num_items": task.num_items,
                         "unit": task.unit, "global_batch": self.global_batch,
                         "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                        "warmup_steps": self.warmup_steps, "args": vars(args)})
+                        "warmup_steps": self.warmup_steps, "qformer_lr": self.qformer_lr, "args": vars(args)})
         print_main(dist, f"{task.name}: {task.num_items} {task.unit}, global batch {self.global_batch}, "
                      f"{self.steps_per_epoch} steps/epoch, {self.total_steps} steps, {dist.world_size} process(es) "
                      f"on {dist.device}" + (f"; resuming at step {p.step}" if resumed else ""))

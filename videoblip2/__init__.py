@@ -33,15 +33,35 @@ _LAZY: dict[str, str] = {
     "LoadReport": "blip2_init",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [  # the names of _LAZY (a literal list, so that linters see them)
+    "ABLATIONS",
+    "CaptionDataset",
+    "ConfigError",
+    "DecodingOptions",
+    "FeatureStore",
+    "LoadReport",
+    "VideoBLIP2",
+    "VideoBLIP2Config",
+    "VideoDataset",
+    "ablate_features",
+    "bad_ending_rate",
+    "build_tiny_model",
+    "caption_videos",
+    "index_batches",
+    "init_qformer",
+    "load_annotations",
+    "load_predictions",
+    "predict_captions",
+    "save_predictions",
+]
 
 if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from .annotations import load_annotations, load_predictions, save_predictions
     from .blip2_init import LoadReport, init_qformer
     from .caption import caption_videos
     from .config import ConfigError, VideoBLIP2Config
-    from .decoding import DecodingOptions, bad_ending_rate
     from .data import ABLATIONS, CaptionDataset, FeatureStore, VideoDataset, ablate_features, index_batches
+    from .decoding import DecodingOptions, bad_ending_rate
     from .modeling import VideoBLIP2
     from .predict import predict_captions
     from .tiny import build_tiny_model

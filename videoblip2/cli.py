@@ -3,6 +3,7 @@ line ``error: Type: message`` to stderr and exits 2; anything else is a bug and 
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -30,4 +31,9 @@ def cli(main: Callable[[], Any], extra: tuple[type[BaseException], ...] = ()) ->
         return main()
     except user_errors() + tuple(extra) as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as error:  # a full disk met by a library's own writer (tokenizer files, torch.save)
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: disk full: {error}", file=sys.stderr)
         raise SystemExit(2) from None
