@@ -66,10 +66,10 @@ def test_caption_command_line(tiny_model, tiny_files, encoders, media, tmp_path,
     results = json.loads(capsys.readouterr().out)
     assert [r["video_id"] for r in results] == ["tone", "silent", "broken"]
     assert "cannot open" in results[2]["error"] and results[1]["audio_windows"] == 0
-    # same captions as the Python call with the in-memory model (greedy decoding is deterministic)
+    # same captions as the Python call with the in-memory model and the command's default decoding (beam 5)
     torch.manual_seed(0)
     direct = caption_videos([media["tone"], media["silent"]], tiny_model, clip=encoders[0], clap=encoders[1],
-                            window_s=1.0, hop_s=0.5, max_new_tokens=6)
+                            window_s=1.0, hop_s=0.5, num_beams=5, max_new_tokens=6)
     assert [r["caption"] for r in results[:2]] == [r["caption"] for r in direct]
     assert all(isinstance(r["caption"], str) for r in direct)
 
