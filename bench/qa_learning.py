@@ -48,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--caption-steps", type=int, default=375, help="steps of the caption-only run (batch 32)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--dropout", type=float, default=0.0, help="train_ce --dropout (the demo's 0)")
     p.add_argument("--reuse", action="store_true", help="reuse finished runs in --run instead of retraining")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (training and scoring)")
     p.add_argument("--score", nargs="+", default=None, metavar="MODEL_DIR",
@@ -106,6 +107,7 @@ def main(argv=None) -> dict:
     if args.score:
         return score_models(args, data)
     common = ["--tiny", "--features", str(data), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              "--dropout", str(args.dropout),
               "--num-threads", str(args.num_threads), "--no-progress", "--log-every", "50"]
     captions = ["--ann", str(data / "train_val_videodatainfo.json"), "--val-videos", "20"]
     questions = ["--qa-ann", str(data / "avqa-train.json"), "--qa-val-ann", str(data / "avqa-val.json")]
