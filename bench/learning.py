@@ -28,17 +28,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-
 from eval.coco import compute_metrics  # noqa: E402
 from train import train_ce, train_scst  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
-from videoblip2.data import FeatureStore, VideoDataset  # noqa: E402
+from videoblip2.data import FeatureStore, VideoDataset, ablate_features  # noqa: E402
 from videoblip2.decoding import bad_ending_rate  # noqa: E402
 from videoblip2.modeling import VideoBLIP2  # noqa: E402
 from videoblip2.predict import predict_captions  # noqa: E402
-from videoblip2.fileio import atomic_write_json
+from videoblip2.fileio import atomic_write_json  # noqa: E402
 
 
 # train_scst runs from the train_ce model: the defaults (greedy baseline), the "new SCST" mean baseline, and the
@@ -49,17 +47,9 @@ SCST_NAMES = {"scst_greedy": "(c) train_scst, greedy baseline", "scst_mean": "(c
               "scst_greedy_noeos": "(c) train_scst, greedy, no EOS reward"}
 
 
-def drop_audio(batch: dict) -> dict:
-    return dict(batch, audio_mask=torch.zeros_like(batch["audio_mask"]))
-
-
-def shuffle_frames(batch: dict, seed: int = 0) -> dict:
-    """Permute each video's real frames (padding stays at the end)."""
-    g = torch.Generator().manual_seed(seed)
-    video = batch["video"].clone()
-    for row, length in enumerate(batch["video_mask"].sum(1).tolist()):
-        video[row, :length] = video[row, torch.randperm(length, generator=g)]
-    return dict(batch, video=video)
+def ablated(mode: str):
+    """The test-time ablation of `predict --ablate MODE` (videoblip2.data.ablate_features, seed 0)."""
+    return lambda batch: ablate_features(batch, mode, seed=0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -117,8 +107,9 @@ def main(argv=None) -> dict:
         "(b) train_ce": predict_captions(ce, dataset, progress=False),
         **{SCST_NAMES[name]: predict_captions(VideoBLIP2.from_pretrained(run / name / "best"), dataset,
                                               progress=False) for name in SCST_RUNS},
-        "(d) train_ce, audio removed": predict_captions(ce, dataset, transform=drop_audio, progress=False),
-        "(e) train_ce, frames shuffled": predict_captions(ce, dataset, transform=shuffle_frames, progress=False),
+        "(d) train_ce, audio removed": predict_captions(ce, dataset, transform=ablated("audio"), progress=False),
+        "(e) train_ce, frames shuffled": predict_captions(ce, dataset, transform=ablated("frame-order"),
+                                                          progress=False),
     }
     results = {}
     for name, predictions in variants.items():

@@ -1,6 +1,7 @@
 """The README's Python examples run, so the documentation cannot rot."""
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,4 +19,5 @@ def test_readme_has_runnable_examples():
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the examples' mkdtemp() folders go with tmp_path
     exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
