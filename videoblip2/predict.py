@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from .annotations import (
+    AnnotationError,
     add_ann_format_argument,
     is_qa_annotation,
     load_annotations,
@@ -201,11 +203,6 @@ def add_ablation_args(parser: argparse.ArgumentParser) -> None:
 
 def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
     """The candidate answers of --closed-vocabulary / --candidates, or None (generate)."""
-    import json
-    from pathlib import Path
-
-    from .annotations import AnnotationError
-
     if args.candidates:
         return answer_vocabulary(load_qa_annotations(args.candidates))
     if not args.closed_vocabulary:
@@ -263,8 +260,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     if args.ann and is_qa_annotation(args.ann):
         return answer_questions(args, model)
     if args.closed_vocabulary or args.candidates:
-        from .annotations import AnnotationError
-
         raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
                               "not a QA annotation file")
     if args.ann:
