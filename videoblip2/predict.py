@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,21 +102,29 @@ def predict_captions(
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
-    was_training = model.training
-    model.eval()
-    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     captions: dict[str, str] = {}
-    starts = range(0, len(positions), batch_size)
-    for start in tqdm(starts, desc="captioning", unit="batch", disable=not progress):
-        batch = dataset.batch(positions[start : start + batch_size])
-        if transform is not None:
-            batch = transform(batch)
+    for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "captioning"):
         with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
                                    **generate_kwargs)
         captions.update(zip(batch["video_ids"], texts))
-    model.train(was_training)
     return captions
+
+
+def _eval_batches(model: VideoBLIP2, dataset: VideoDataset | QADataset, batch_size: int,
+                  indices: Sequence[int] | np.ndarray | None, transform: BatchTransform | None, progress: bool,
+                  desc: str) -> Iterator[dict]:
+    """The batches of `dataset` (or of its `indices`), each through `transform`, with the model in eval mode
+    meanwhile (its training mode is restored after the last batch)."""
+    was_training = model.training
+    model.eval()
+    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    try:
+        for start in tqdm(range(0, len(positions), batch_size), desc=desc, unit="batch", disable=not progress):
+            batch = dataset.batch(positions[start : start + batch_size])
+            yield batch if transform is None else transform(batch)
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -143,19 +151,12 @@ def predict_answers(
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
-    was_training = model.training
-    model.eval()
     candidate_ids = None
     if candidates is not None:
         candidates = list(candidates)
         candidate_ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
-    positions = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     answers: dict[str, str] = {}
-    starts = range(0, len(positions), batch_size)
-    for start in tqdm(starts, desc="answering", unit="batch", disable=not progress):
-        batch = dataset.batch(positions[start : start + batch_size])
-        if transform is not None:
-            batch = transform(batch)
+    for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "answering"):
         inputs = (batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
         with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             if candidate_ids is None:
@@ -164,7 +165,6 @@ def predict_answers(
                 scores = model.score_candidates(*inputs, prompt=batch["prompt"], candidates=candidate_ids)
                 texts = [candidates[i] for i in scores.argmax(dim=1).tolist()]
         answers.update(zip(batch["question_ids"], texts))
-    model.train(was_training)
     return answers
 
 
