@@ -22,6 +22,24 @@ def _records(out, kind):
     return [r for r in map(json.loads, open(Path(out) / "log.jsonl")) if r["type"] == kind]
 
 
+def _one_and_two_processes(tmp_path, common):
+    """train_ce with `common` flags as two torchrun processes of batch 4 and, meanwhile, one of batch 8.
+
+    Returns the two output directories (one, two) after both finished."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    two = tmp_path / "two"
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "train.train_ce", *common, "--batch-size", "4", "--out", str(two)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    one = tmp_path / "one"
+    train_ce.main([*common, "--batch-size", "8", "--out", str(one)])  # runs while the two processes start
+    output = launch.communicate(timeout=300)[0].decode()
+    assert launch.returncode == 0, output[-3000:]
+    return one, two
+
+
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     from videoblip2.annotations import load_annotations
     from videoblip2.synth import generate
@@ -38,18 +56,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     common = ["--model", str(init), "--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"),
               "--max-steps", "4", "--log-every", "1", "--lr", "5e-3", "--warmup-steps", "1", "--no-progress",
               "--num-threads", "1", "--device", "cpu"]
-
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    two = tmp_path / "two"
-    launch = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "train.train_ce", *common, "--batch-size", "4", "--out", str(two)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    one = tmp_path / "one"
-    train_ce.main([*common, "--batch-size", "8", "--out", str(one)])  # runs while the two processes start
-    output = launch.communicate(timeout=300)[0].decode()
-    assert launch.returncode == 0, output[-3000:]
+    one, two = _one_and_two_processes(tmp_path, common)
 
     (start,) = _records(two, "start")
     assert start["world_size"] == 2 and start["global_batch"] == 8
@@ -85,17 +92,7 @@ def test_two_processes_match_one_process_on_a_multi_task_qa_run(tmp_path):
               "--qa-ann", str(data / "avqa-train.json"), "--qa-val-ann", str(data / "avqa-val.json"),
               "--qa-ratio", "0.5", "--max-steps", "3", "--log-every", "1", "--lr", "5e-3", "--warmup-steps", "1",
               "--no-progress", "--num-threads", "1", "--device", "cpu"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    two = tmp_path / "two"
-    launch = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "train.train_ce", *common, "--batch-size", "4", "--out", str(two)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    one = tmp_path / "one"
-    train_ce.main([*common, "--batch-size", "8", "--out", str(one)])
-    output = launch.communicate(timeout=300)[0].decode()
-    assert launch.returncode == 0, output[-3000:]
+    one, two = _one_and_two_processes(tmp_path, common)
     (start,) = _records(two, "start")
     assert start["world_size"] == 2 and start["task"] == "train_ce+qa"
     one_losses = [r["loss"] for r in _records(one, "train")]
