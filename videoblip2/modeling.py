@@ -627,6 +627,22 @@ class VideoBLIP2(nn.Module):
         self.t5_tokenizer.save_pretrained(path / T5_TOKENIZER_DIR)
         self.qformer_tokenizer.save_pretrained(path / QFORMER_TOKENIZER_DIR)
 
+    def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
+                    token: str | bool | None = None) -> str:
+        """Upload this model to the Hugging Face Hub repository `repo_id` (created if needed); returns its URL.
+
+        The repository gets the `save_pretrained` files and a model card (README.md) from the config; a trained
+        run is better published with ``python -m videoblip2.publish RUN``, whose card also carries the recipe,
+        the feature extractors and the test metrics. The token: `token`, else ``HF_TOKEN`` or the saved login.
+        """
+        import tempfile
+
+        from .publish import publish
+
+        with tempfile.TemporaryDirectory(prefix="videoblip2-push-") as tmp:
+            self.save_pretrained(tmp)
+            return publish(tmp, repo_id, private=private, commit_message=commit_message, token=token)
+
     def _merged_state_dict(self) -> dict[str, torch.Tensor]:
         """State dict with each LoRA delta folded into its base weight and the adapters zeroed."""
         state = dict(self.state_dict())
