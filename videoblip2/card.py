@@ -42,6 +42,8 @@ LIBRARY_NAME = "videoblip2"
 CAPTION_METRICS = {"BLEU-1": ("bleu", "BLEU-1"), "BLEU-2": ("bleu", "BLEU-2"), "BLEU-3": ("bleu", "BLEU-3"),
                    "BLEU-4": ("bleu", "BLEU-4"), "METEOR": ("meteor", "METEOR"), "ROUGE_L": ("rouge", "ROUGE-L"),
                    "CIDEr": ("cider", "CIDEr"), "SPICE": ("spice", "SPICE")}
+# eval.ablation's conditions as its table names them
+ABLATION_LABELS = {"full": "full", "audio": "no audio", "frame-order": "shuffled frames", "video": "no video"}
 # flags shown in the recipe table, in this order (the full flag set is in each run's log.jsonl)
 RECIPE_FLAGS = ("tiny", "t5", "bert", "blip2", "qformer_tokenizer", "ann", "qa_ann", "epochs", "max_steps", "batch_size",
                 "grad_accum", "lr", "qformer_lr", "weight_decay", "warmup_steps", "warmup_ratio", "dropout", "seed",
@@ -341,7 +343,7 @@ def _ablation(info: RunInfo) -> str:
     rows = [[CAPTION_METRICS.get(n, (n, n))[1]] + [f"{c['metrics'][n] * 100:.2f}" for c in conditions.values()]
             for n in names]
     return ("## Modality ablation\n\nThe same model and test videos with inputs removed (`python -m eval.ablation`): "
-            "a model that uses a modality loses without it. Metrics x100.\n\n" + _table(["metric", *conditions], rows))
+            "a model that uses a modality loses without it. Metrics x100.\n\n" + _table(["metric", *(ABLATION_LABELS.get(c, c) for c in conditions)], rows))
 
 
 def _limitations(info: RunInfo) -> str:
