@@ -20,10 +20,12 @@ Stages, in order (each one is the project's own command, run in this process wit
 
 FINAL is RUN/scst (RUN/ce with --skip-scst). Every stage takes extra flags as one quoted string,
 ``--STAGE-args "..."`` (e.g. ``--ce-args "--epochs 10 --lr 1e-4"``), appended after the recipe's own so they
-win; ``--predict-args`` also go to the ablation (same decoding, so its "full" column is the test result). A stage is skipped when RUN/recipe.json records it finished with the same flags and its output is
-there, so a killed run continues where it stopped (training stages resume from their state/); a stage
-whose flags changed since it finished is an error (use another --out, or ``--redo STAGE``, which runs that
-stage and every later one again). At the end a table lists every stage with its time and result.
+win; ``--predict-args`` also go to the ablation (same decoding, so its "full" column is the test result).
+A stage is skipped when RUN/recipe.json records it finished with the same flags and its output is there, so a
+killed run continues where it stopped (training stages resume from their state/); once a stage runs, every
+later one runs too. Changed flags of a finished extraction or training stage are an error (use another
+--out, or ``--redo STAGE``, which runs that stage, training from scratch, and every later one again);
+other stages just run again with the new flags. At the end a table lists every stage with its time and result.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from typing import Any
 from .fileio import atomic_write_json
 
 RECIPE_FILE = "recipe.json"
+# stages whose output folder carries state a re-run would resume from or mix with: changed flags are an error
+STATEFUL = ("video", "audio", "train_ce", "scst")
 STAGES = ("video", "audio", "train_ce", "top5", "scst", "predict", "evaluate", "ablation", "card", "push")
 FLAG_STAGES = {"video": "video", "audio": "audio", "train_ce": "ce", "top5": "top5", "scst": "scst",
                "predict": "predict", "evaluate": "eval", "ablation": "ablation"}  # --X-args of each stage
@@ -98,7 +102,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--out", required=True, help="run folder (features/, ce/, scst/, hub/, recipe.json)")
     run.add_argument("--skip-scst", action="store_true", help="stop after cross-entropy (FINAL = RUN/ce)")
     run.add_argument("--skip-ablation", action="store_true", help="no modality ablation table")
-    run.add_argument("--redo", choices=STAGES, default=None, help="run this stage and every later one again")
+    run.add_argument("--redo", choices=STAGES, default=None, help="run this stage and every later one again (training from scratch; the extractors skip "
+                          "videos already extracted: delete RUN/features to extract again)")
     hub = p.add_argument_group("publishing")
     hub.add_argument("--push", metavar="ORG/NAME", default=None, help="upload the model and its card to this Hub repo")
     hub.add_argument("--private", action="store_true", help="--push into a private repository")
@@ -314,7 +319,7 @@ def recipe(args: argparse.Namespace) -> list[Stage]:
                     stage.argv.append("--overwrite")
     for stage, key in zip(stages, keys):
         record = done.get(key)
-        if record and record["argv"] != stage.planned:
+        if record and record["argv"] != stage.planned and stage.name in STATEFUL:
             raise RecipeError(f"stage {stage.name} finished earlier with other flags ({shlex.join(record['argv'])}); "
                               f"run it again with --redo {stage.name}, or use another --out")
 
@@ -322,11 +327,14 @@ def recipe(args: argparse.Namespace) -> list[Stage]:
         atomic_write_json(state_path, {**manifest, "stages": done}, indent=2)
 
     try:
+        ran = False  # once a stage runs, every later one runs too: its inputs may have changed
         for number, (stage, key) in enumerate(zip(stages, keys), 1):
             record = done.get(key)
-            if record and all(p.exists() for p in stage.outputs):
+            if (not ran and record and record["argv"] == stage.planned
+                    and all(p.exists() for p in stage.outputs)):
                 stage.status, stage.seconds, stage.result = "skipped", record["seconds"], record["result"]
                 continue
+            ran = True
             for name, model in (("predict", "--model"), ("ablation", "--model")):
                 if stage.name == name:  # best/ when training validated, else last/
                     i = stage.argv.index(model) + 1
