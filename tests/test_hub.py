@@ -181,3 +181,34 @@ def test_local_names_never_go_to_the_hub():
     assert not is_local("lab/videoblip2-msrvtt") and not is_local("flan-t5-base")
     assert is_local("./lab/model") and is_local("/abs/model") and is_local("runs/x/best") and is_local(Path("a/b"))
     assert is_local(REPO / "tests")  # an existing folder wins over an id of the same spelling
+
+
+def test_card_has_base_model_qa_accuracies_and_ablation_exactly(tmp_path):
+    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from videoblip2.card import RunInfo, model_card
+    from videoblip2.config import VideoBLIP2Config
+
+    qa = {"accuracy": 0.6123456789012345, "num_questions": 20, "majority_baseline": 0.3,
+          "per_type": {"counting": {"accuracy": 0.5, "count": 10, "majority_baseline": 0.2},
+                       "temporal": {"accuracy": 0.7246913578024681, "count": 10, "majority_baseline": 0.4}}}
+    captions = {"metrics": {"BLEU-4": 0.4123456789012345, "METEOR": 0.25, "ROUGE_L": 0.6, "CIDEr": 0.123456789},
+                "num_videos": 7}
+    ablation = {"conditions": {"full": {"metrics": {"CIDEr": 0.5}}, "audio": {"metrics": {"CIDEr": 0.25}}}}
+    info = RunInfo(model_dir=tmp_path, config=VideoBLIP2Config().to_dict(), caption_metrics=captions, qa_metrics=qa,
+                   ablation=ablation)
+    (tmp_path / "README.md").write_text(model_card(info, "lab/avqa", datasets=["music-avqa"], license="mit"))
+    card = ModelCard.load(tmp_path / "README.md")
+    meta = card.data.to_dict()
+    assert meta["base_model"] == ["google/flan-t5-base"] and meta["license"] == "mit"
+    ModelCardData(**meta)
+    _, results = model_index_to_eval_results(meta["model-index"])
+    assert {(r.task_type, r.metric_name): r.metric_value for r in results} == {
+        ("video-text-to-text", "BLEU-4"): 0.4123456789012345, ("video-text-to-text", "METEOR"): 0.25,
+        ("video-text-to-text", "ROUGE-L"): 0.6, ("video-text-to-text", "CIDEr"): 0.123456789,
+        ("visual-question-answering", "accuracy"): 0.6123456789012345,
+        ("visual-question-answering", "accuracy (counting)"): 0.5,
+        ("visual-question-answering", "accuracy (temporal)"): 0.7246913578024681}
+    assert "| metric | full | no audio |" in card.text and "| CIDEr | 50.00 | 25.00 |" in card.text
+    assert "randomly initialised" not in card.text
