@@ -30,7 +30,8 @@ def raw_dataset(root: Path) -> tuple[Path, Path]:
         videos.append({"video_id": vid, "split": split, "id": i})
         sound = "in silence" if freq is None else ("with a low tone" if freq < 500 else "with a high tone")
         sentences += [{"video_id": vid, "caption": f"a white square moves right {sound}", "sen_id": 2 * i},
-                      {"video_id": vid, "caption": f"a square slides across a grey screen {sound}", "sen_id": 2 * i + 1}]
+                      {"video_id": vid, "caption": f"a square slides across a grey screen {sound}",
+                       "sen_id": 2 * i + 1}]
     (root / "ann.json").write_text(json.dumps({"videos": videos, "sentences": sentences}))
     return root / "videos", root / "ann.json"
 
@@ -100,8 +101,9 @@ def test_recipe_killed_after_training_continues_and_publishes(tiny_files, tmp_pa
         # what was published: the SCST model, its card with the recipe's test metrics and ablation table
         files = hub.repos["lab/recipe-vb2"].commits[-1][1]
         assert files["model.safetensors"] == (run / "scst" / "best" / "model.safetensors").read_bytes()
-        assert files == {**{p.relative_to(run / "hub").as_posix(): p.read_bytes()
-                            for p in (run / "hub").rglob("*") if p.is_file()}, ".gitattributes": files[".gitattributes"]}
+        hub_folder = run / "hub"
+        folder = {p.relative_to(hub_folder).as_posix(): p.read_bytes() for p in hub_folder.rglob("*") if p.is_file()}
+        assert files == {**folder, ".gitattributes": files[".gitattributes"]}
         card = files["README.md"].decode()
         meta = yaml.safe_load(card[4:card.index("\n---", 4)])
         metrics = json.loads((run / "scst" / "test_metrics.json").read_text())["metrics"]

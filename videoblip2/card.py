@@ -45,10 +45,10 @@ CAPTION_METRICS = {"BLEU-1": ("bleu", "BLEU-1"), "BLEU-2": ("bleu", "BLEU-2"), "
 # eval.ablation's conditions as its table names them
 ABLATION_LABELS = {"full": "full", "audio": "no audio", "frame-order": "shuffled frames", "video": "no video"}
 # flags shown in the recipe table, in this order (the full flag set is in each run's log.jsonl)
-RECIPE_FLAGS = ("tiny", "t5", "bert", "blip2", "qformer_tokenizer", "ann", "qa_ann", "epochs", "max_steps", "batch_size",
-                "grad_accum", "lr", "qformer_lr", "weight_decay", "warmup_steps", "warmup_ratio", "dropout", "seed",
-                "num_samples", "temperature", "baseline", "refs", "eos_reward", "max_sample_len", "num_beams",
-                "block_bad_endings")
+RECIPE_FLAGS = ("tiny", "t5", "bert", "blip2", "qformer_tokenizer", "ann", "qa_ann", "epochs", "max_steps",
+                "batch_size", "grad_accum", "lr", "qformer_lr", "weight_decay", "warmup_steps", "warmup_ratio",
+                "dropout", "seed", "num_samples", "temperature", "baseline", "refs", "eos_reward", "max_sample_len",
+                "num_beams", "block_bad_endings")
 
 
 @dataclass
@@ -264,7 +264,8 @@ in the Hugging Face cache is used.
 def _recipe(info: RunInfo) -> str:
     parts = ["## Training recipe"]
     if info.recipe and info.recipe.get("command"):
-        parts.append(f"Trained with one command (`python -m videoblip2.recipe`):\n\n```bash\n{info.recipe['command']}\n```")
+        parts.append("Trained with one command (`python -m videoblip2.recipe`):\n\n"
+                     f"```bash\n{info.recipe['command']}\n```")
     if not info.stages:
         parts.append("No training log was published with this model (it was published from a model folder).")
         return "\n\n".join(parts)
@@ -343,7 +344,8 @@ def _ablation(info: RunInfo) -> str:
     rows = [[CAPTION_METRICS.get(n, (n, n))[1]] + [f"{c['metrics'][n] * 100:.2f}" for c in conditions.values()]
             for n in names]
     return ("## Modality ablation\n\nThe same model and test videos with inputs removed (`python -m eval.ablation`): "
-            "a model that uses a modality loses without it. Metrics x100.\n\n" + _table(["metric", *(ABLATION_LABELS.get(c, c) for c in conditions)], rows))
+            "a model that uses a modality loses without it. Metrics x100.\n\n"
+            + _table(["metric", *(ABLATION_LABELS.get(c, c) for c in conditions)], rows))
 
 
 def _limitations(info: RunInfo) -> str:

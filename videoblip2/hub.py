@@ -80,8 +80,8 @@ def _download(repo_id: str, revision, cache_dir, local_files_only, token, patter
     at = f"{repo_id}@{revision}" if revision else repo_id
     local = "a local folder path works too"
     try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                                      token=token, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                      local_files_only=local_files_only, token=token, allow_patterns=patterns))
     except RevisionNotFoundError:
         raise HubError(f"{repo_id}: the {what} repository has no revision {revision!r} on {constants.ENDPOINT}; "
                        "give an existing branch, tag or commit") from None
@@ -96,8 +96,8 @@ def _download(repo_id: str, revision, cache_dir, local_files_only, token, patter
         cache = cache_dir or constants.HF_HUB_CACHE
         if local_files_only or constants.is_offline_mode():
             why = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
-            raise HubError(f"{at}: not in the Hugging Face cache {cache} and downloads are off ({why}); download it "
-                           f"once online (unset HF_HUB_OFFLINE), or {local}") from None
+            raise HubError(f"{at}: not (completely) in the Hugging Face cache {cache} and downloads are off ({why}); "
+                           f"download it once online (unset HF_HUB_OFFLINE), or {local}") from None
         cause = error.__cause__ or error
         raise HubError(f"{at}: cannot reach {constants.ENDPOINT} ({type(cause).__name__}) and not in the cache "
                        f"{cache}; check the network (HF_ENDPOINT), or {local}") from None

@@ -111,7 +111,8 @@ def repo_id_type(text: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m videoblip2.publish", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("source", metavar="RUN_OR_MODEL_DIR", help="recipe run, training run or save_pretrained folder")
     p.add_argument("--repo", required=True, type=repo_id_type, help="Hub model repository ORG/NAME (created if needed)")
     p.add_argument("--private", action="store_true", help="create the repository private")

@@ -2,7 +2,7 @@
 
     python -m videoblip2.recipe --videos msrvtt/videos --ann msrvtt/train_val_test_videodatainfo.json \\
         --clip-pretrained /models/ViT-L-14-openai.safetensors --clap-pretrained /models/630k-audioset-best.pt \\
-        --video-args "--quick-gelu" --ce-args "--bert bert-base-uncased --blip2 /models/blip2_pretrained_flant5xl.pth" \\
+        --video-args "--quick-gelu" --ce-args "--bert bert-base-uncased --blip2 /models/blip2_flant5xl.pth" \\
         --out runs/msrvtt --push my-lab/videoblip2-msrvtt
 
 Stages, in order (each one is the project's own command, run in this process with the flags shown):
@@ -102,7 +102,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--out", required=True, help="run folder (features/, ce/, scst/, hub/, recipe.json)")
     run.add_argument("--skip-scst", action="store_true", help="stop after cross-entropy (FINAL = RUN/ce)")
     run.add_argument("--skip-ablation", action="store_true", help="no modality ablation table")
-    run.add_argument("--redo", choices=STAGES, default=None, help="run this stage and every later one again (training from scratch; the extractors skip "
+    run.add_argument("--redo", choices=STAGES, default=None,
+                     help="run this stage and every later one again (training from scratch; the extractors skip "
                           "videos already extracted: delete RUN/features to extract again)")
     hub = p.add_argument_group("publishing")
     hub.add_argument("--push", metavar="ORG/NAME", default=None, help="upload the model and its card to this Hub repo")
@@ -224,8 +225,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
     card = ["--repo", repo_id, "--dry-run", str(out / "hub"), "--license", args.license]
     card += [f for name in args.dataset or [] for f in ("--dataset", name)]
     stages.append(Stage("card", "videoblip2.publish", [str(out), *card], [out / "hub" / "README.md"],
-                        lambda rc: f"{sum(p.is_file() for p in (out / 'hub').rglob('*'))} files in {out / 'hub'}, card for "
-                                  f"{repo_id}"))
+                        lambda rc: f"{sum(p.is_file() for p in (out / 'hub').rglob('*'))} files in {out / 'hub'}, "
+                                   f"card for {repo_id}"))
     if args.push:
         from .hub import upload_folder
 
