@@ -138,3 +138,23 @@ def test_stage_flags_pass_through_and_bad_flags_fail_before_work(tmp_path, capsy
     with pytest.raises(SystemExit) as error:
         recipe.parse_args(["--videos", "v", "--ann", "a", "--clap-pretrained", "c", "--out", "o", "--push", "no_org"])
     assert error.value.code == 2 and "--push" in capsys.readouterr().err
+
+
+def test_questions_add_answer_and_accuracy_stages(tmp_path):
+    from videoblip2 import recipe
+
+    args = recipe.parse_args(["--videos", "v", "--ann", "a.json", "--clap-pretrained", "c.pt", "--out", str(tmp_path),
+                              "--qa-ann", "qa-train.json", "--qa-val-ann", "qa-val.json",
+                              "--qa-test-ann", "qa-test.json",
+                              "--skip-scst", "--predict-args", "--num-beams 1"])
+    stages, manifest = recipe.plan(args)
+    assert [s.name for s in stages] == ["video", "audio", "train_ce", "predict", "predict", "evaluate", "evaluate",
+                                        "ablation", "card"]
+    ce, answers, accuracy = stages[2], stages[4], stages[6]
+    assert ce.argv[ce.argv.index("--qa-ann") + 1] == "qa-train.json" and "--qa-val-ann" in ce.argv
+    assert answers.argv == ["--model", str(tmp_path / "ce" / "best"), "--features", str(tmp_path / "features"),
+                            "--ann", "qa-test.json", "--out", str(tmp_path / "ce" / "test_answers.json"),
+                            "--num-beams", "1"]
+    assert accuracy.argv[accuracy.argv.index("--out") + 1] == str(tmp_path / "ce" / "test_qa_metrics.json")
+    assert "--split" not in accuracy.argv  # a QA file is one split already
+    assert manifest["model_run"] == "ce"
