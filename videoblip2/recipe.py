@@ -16,7 +16,7 @@ Stages, in order (each one is the project's own command, run in this process wit
     evaluate  python -m eval.evaluate --out FINAL/test_metrics.json            (+ test_qa_metrics.json)
     ablation  python -m eval.ablation --out FINAL/ablation.json               modality ablation table
     card      videoblip2.publish --dry-run RUN/hub                            the folder to upload + model card
-    push      videoblip2.publish --repo ORG/NAME                              only with --push
+    push      videoblip2.hub.upload_folder(RUN/hub, ORG/NAME)                only with --push
 
 FINAL is RUN/scst (RUN/ce with --skip-scst). Every stage takes extra flags as one quoted string,
 ``--STAGE-args "..."`` (e.g. ``--ce-args "--epochs 10 --lr 1e-4"``), appended after the recipe's own so they
@@ -75,6 +75,8 @@ class Stage:
 
     @property
     def command(self) -> str:
+        if self.call is not None:
+            return f"{self.module}({', '.join(self.argv)})"
         return f"python -m {self.module} {shlex.join(self.argv)}"
 
 
@@ -230,8 +232,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
     if args.push:
         from .hub import upload_folder
 
-        push = Stage("push", "videoblip2.publish", [str(out / "hub"), "--repo", args.push]
-                     + (["--private"] if args.private else []), [], lambda url: str(url))
+        push = Stage("push", "videoblip2.hub.upload_folder", [str(out / "hub"), args.push]
+                     + (["private=True"] if args.private else []), [], lambda url: str(url))
         push.call = lambda: upload_folder(out / "hub", args.push, private=args.private,
                                           commit_message=f"Upload {out.resolve().name} (videoblip2.recipe)")
         stages.append(push)
