@@ -18,10 +18,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .data import DataError, FeatureError
     from .extract import ExtractorModelError
+    from .ids import UnsafeIdError
     from .modeling import CheckpointError
 
     return (AnnotationError, FeatureError, DataError, ConfigError, CheckpointError, Blip2CheckpointError,
-            ExtractorModelError, DiskFullError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            ExtractorModelError, UnsafeIdError, DiskFullError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
             PermissionError)
 
 
