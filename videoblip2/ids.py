@@ -61,8 +61,12 @@ def id_problem(video_id: object) -> str | None:
 
 
 def _shown(video_id: object) -> str:
+    """The id as a one-line Python literal, cut short when long."""
     text = repr(video_id)
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...' ({len(video_id)} characters)"  # type: ignore[arg-type]
+    if len(text) <= _SHOWN:
+        return text
+    size = f" ({len(video_id)} characters)" if isinstance(video_id, str) else ""
+    return f"{text[:_SHOWN]}...{size}"
 
 
 def check_video_id(video_id: object, where: str) -> str:
