@@ -332,6 +332,17 @@ def test_trim_ann_url_cannot_reach_outside(media, tiny_files, tmp_path, opened, 
     assert not any(Path(p).suffix in VIDEO_EXTENSIONS for p in opened)
 
 
+def test_msvd_corpus_segments_name_safe_full_videos(tmp_path):
+    rows = [["VideoID", "Start", "End", "WorkerID", "Source", "AnnotationTime", "Language", "Description"],
+            [LEGIT.rsplit("_", 2)[0], "5", "15", "1", "clean", "20", "English", "a squirrel eats"],
+            ["..", "1", "2", "1", "clean", "20", "English", "a clip of the video '..'"]]
+    path = _write(tmp_path / "MSR Video Description Corpus.csv", _table(rows, ","))
+    with pytest.raises(UnsafeIdError, match=r"clip '\.\._1_2' \(its VideoID, the full video's name\): unsafe video id '\.\.'"):
+        load_segments(path)
+    path = _write(tmp_path / "MSR Video Description Corpus.csv", _table(rows[:2], ","))
+    assert load_segments(path) == {LEGIT: ("-4wsuPCjDBc", 5.0, 15.0)}
+
+
 def test_file_names_that_are_no_safe_id_are_refused(media, tmp_path):
     folder = tmp_path / "vids"
     folder.mkdir()

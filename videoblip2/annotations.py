@@ -709,7 +709,10 @@ def load_segments(path: str | os.PathLike, split: str | None = None,
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "msvd" and path.lower().endswith(".csv"):
         clips = load_annotations(path, split, "msvd")
-        return {clip: parse_clip_name(clip) for clip in clips}  # the clip names are built from Start/End
+        segments = {clip: parse_clip_name(clip) for clip in clips}  # the clip names are built from Start/End
+        for clip, (source, _, _) in segments.items():  # names the full video: '..' from VideoID '..'
+            _safe_id(path, f"clip {clip!r} (its VideoID, the full video's name)", source)
+        return segments
     data = _read_json(path) if fmt == "msrvtt" and not os.path.isdir(path) else None
     if not (isinstance(data, Mapping) and "videos" in data):
         raise AnnotationError(f"{path}: this {fmt} annotation has no start/end fields (the official MSR-VTT JSON "
