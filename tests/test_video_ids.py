@@ -27,10 +27,10 @@ from videoblip2.annotations import (
     load_qa_annotations,
     load_segments,
 )
-from videoblip2.data import FeatureStore
+from videoblip2.data import NO_AUDIO_SUFFIX, FeatureStore
 from videoblip2.extract import VIDEO_EXTENSIONS, videos_in
 from videoblip2.fileio import temp_sibling
-from videoblip2.ids import MAX_ID_BYTES, NAME_MAX, UnsafeIdError, check_video_id
+from videoblip2.ids import ID_SUFFIXES, MAX_ID_BYTES, NAME_MAX, UnsafeIdError, check_video_id
 
 # ids of every supported real data set (their shapes as the format tests and the releases write them)
 REAL_IDS = [
@@ -76,6 +76,7 @@ def test_unsafe_ids_are_refused_with_file_entry_id_and_rule(video_id, rule):
 
 def test_the_longest_written_name_fits_the_file_name_limit():
     assert MAX_ID_BYTES + len(".noaudio.json") == NAME_MAX
+    assert NO_AUDIO_SUFFIX in ID_SUFFIXES and ".npy" in ID_SUFFIXES  # the names the extractors write
     assert max(len(ext) for ext in VIDEO_EXTENSIONS) <= len(".noaudio.json")
     # the temporary sibling of the longest name stays within the limit too (it is renamed over the target)
     longest = Path("/f") / ("é" * (MAX_ID_BYTES // 2) + ".noaudio.json")

@@ -22,8 +22,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .modeling import CheckpointError
 
     return (AnnotationError, FeatureError, DataError, ConfigError, CheckpointError, Blip2CheckpointError,
-            ExtractorModelError, UnsafeIdError, DiskFullError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError)
+            ExtractorModelError, UnsafeIdError, DiskFullError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, PermissionError)
 
 
 def cli(main: Callable[[], Any], extra: tuple[type[BaseException], ...] = ()) -> Any:

@@ -74,7 +74,7 @@ def videos_in(folder: str | os.PathLike) -> list[Path]:
 
     Raises:
         UnsafeIdError: a file whose stem (its video id) breaks :func:`videoblip2.ids.check_video_id` (a name
-            too long for ``{id}.noaudio.json``, ``..mp4``).
+            too long for ``{id}.noaudio.json``; ``...mp4``, whose stem is ``..``).
     """
     files = [f for f in sorted(Path(folder).rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
     for file in files:

@@ -24,7 +24,7 @@ class DiskFullError(OSError):
     """A write stopped because the disk (or quota) is full; the message names the folder."""
 
 
-NAME_MAX = 255  # bytes of one file name on common file systems
+NAME_MAX = 255  # bytes of one file name (ext4, XFS, btrfs, APFS; NTFS: 255 UTF-16 units, never fewer bytes)
 
 
 def temp_sibling(path: str | os.PathLike) -> Path:

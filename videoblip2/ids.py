@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 
+from .fileio import NAME_MAX
+
 __all__ = ["ID_SUFFIXES", "MAX_ID_BYTES", "NAME_MAX", "UnsafeIdError", "check_video_id", "id_problem"]
 
-NAME_MAX = 255  # bytes of one file name (ext4, XFS, btrfs, APFS; NTFS: 255 UTF-16 units, never fewer here)
 # the suffixes the project appends to an id for the files it writes (a video file's extension,
 # videoblip2.extract.VIDEO_EXTENSIONS, is shorter than the longest of them)
 ID_SUFFIXES = (".npy", ".noaudio.json")
