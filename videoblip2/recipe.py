@@ -81,6 +81,8 @@ class Stage:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from .annotations import add_ann_format_argument
+
     p = argparse.ArgumentParser(prog="python -m videoblip2.recipe", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 2)[2])
@@ -89,7 +91,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                       "without extension)")
     data.add_argument("--ann", required=True, help="captions (any format videoblip2.annotations reads); its train / "
                                                    "validate / test splits when it has them (MSR-VTT)")
-    data.add_argument("--ann-format", default="auto", help="format of --ann (default: detected)")
+    add_ann_format_argument(data)
     data.add_argument("--test-ann", default=None, help="test captions (default: the --test-split of --ann)")
     data.add_argument("--test-split", default="test", help="split of --ann (or --test-ann) to test on")
     data.add_argument("--qa-ann", default=None, help="training questions: train captions and questions together")
