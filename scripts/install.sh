@@ -9,5 +9,6 @@ if ! command -v java >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq default-jre-headless >/dev/null; fi
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e ".[all]"
+# the exact tested set (the lock); pyproject.toml only holds ranges
+.venv/bin/pip install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[all]"
 echo "installed into $(pwd)/.venv"

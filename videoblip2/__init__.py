@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
+
 # public name -> submodule that defines it
 _LAZY: dict[str, str] = {
     "VideoBLIP2Config": "config",
