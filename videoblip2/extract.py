@@ -561,7 +561,8 @@ class ClipFrameEncoder:
     """
 
     def __init__(self, model: torch.nn.Module, preprocess: Callable, layer: str = "embed",
-                 input_dtype: torch.dtype | None = None, name: str = "", pretrained: str = ""):
+                 input_dtype: torch.dtype | None = None, name: str = "", pretrained: str = "",
+                 precision: str | None = None):
         if layer not in CLIP_LAYERS:
             raise ValueError(f"layer must be one of {CLIP_LAYERS}, got {layer!r}")
         if layer == "pooled" and not all(hasattr(model.visual, a) for a in ("_embeds", "transformer", "_pool")):
@@ -573,11 +574,25 @@ class ClipFrameEncoder:
         self.device = next(model.parameters()).device
         self.input_dtype = input_dtype or torch.float32
         self.name, self.pretrained = name, pretrained
+        self.precision = precision or {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.input_dtype, "fp32")
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         size = model.visual.image_size
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         self.dim = int(self.encode(torch.zeros(1, *self.image_size, 3, dtype=torch.uint8)).shape[-1])
+
+    def describe(self) -> dict[str, Any]:
+        """What the features are, for ``meta.json``: normalisation, preprocessing and precision."""
+        steps = ", ".join(repr(step).replace("\n", " ") for step in getattr(self.preprocess, "transforms", []))
+        return {
+            "normalization": (
+                "none: raw open_clip encode_image output, not L2-normalised (ViT-L-14 openai rows have norm ~22); "
+                "normalise before cosine similarities" if self.layer == "embed" else
+                "none: the ViT's pooled output before the projection, not L2-normalised"),
+            "preprocessing": ("frames turned upright by the display matrix (as ffmpeg autorotates), "
+                              f"RGB from PyAV, then open_clip's eval transform: {steps}"),
+            "precision": self.precision,
+        }
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)``, exactly ``ToTensor`` then ``Normalize``."""
@@ -661,7 +676,7 @@ def load_clip(
             "; offline? pass a local checkpoint file with --pretrained PATH")
         raise ExtractorModelError(f"cannot build CLIP {name} with pretrained={pretrained!r}: {e}{hint}") from e
     input_dtype = open_clip.get_input_dtype(precision)
-    return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype,
+    return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype, precision=precision,
                             name=model_name, pretrained=pretrained or "")
 
 
@@ -808,6 +823,18 @@ class ClapWindowEncoder:
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self.name, self.ckpt = name, ckpt
+        self.precision = precision
+
+    def describe(self) -> dict[str, Any]:
+        """What the features are, for ``meta.json``: normalisation, preprocessing and precision."""
+        return {
+            "normalization": "L2: unit-norm rows, as laion_clap's get_audio_embedding_from_data",
+            "preprocessing": (
+                "first audio stream cut to its declared start and duration (no encoder padding), resampled to "
+                f"{self.sample_rate} Hz by libswresample, channels averaged to mono, quantised to int16 as "
+                f"laion_clap does, each window repeat-padded to {self.clip_samples} samples (non-fusion model)"),
+            "precision": f"{self.precision} autocast" if self.autocast_dtype else "fp32",
+        }
 
     def batch(self, windows: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """int16 (or float) windows of <= 10 s -> float32 ``(N, clip_samples)`` model input."""
