@@ -10,7 +10,7 @@ normalised on the model's device. Audio: decoded with PyAV, cut to the stream's 
 (no encoder padding), resampled to CLAP's 48 kHz, averaged to mono, quantised to int16 as CLAP does, cut into
 windows (:func:`window_starts`) and embedded with LAION CLAP's audio tower.
 
-Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``.
+Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``, ``soxr`` (librosa's resampler).
 """
 
 from __future__ import annotations
@@ -453,8 +453,9 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
     With ``segment=(start, end)`` (seconds from the file's start) only the samples of ``[start, end)`` are
     returned (decoding seeks to the start and stops after the end).
 
-    FFmpeg (libswresample) resamples each channel; the channels are then averaged, which equals downmixing
-    first since both steps are linear, and gives a plain (L+R)/2 whatever FFmpeg's downmix matrix would be.
+    The samples are what ``librosa.load(path, sr=sample_rate)`` gives (what laion_clap's own file loader
+    uses): the channels averaged (a plain mean, whatever FFmpeg's downmix matrix would be), then resampled
+    by soxr at librosa's default quality ("soxr_hq") to ``ceil(n * sample_rate / rate)`` samples.
 
     Raises:
         ExtractionError: the file cannot be opened, or its audio stream cannot be decoded at all.
@@ -462,12 +463,13 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
     av = _av()
     check_segment(segment)
     chunks: list[np.ndarray] = []
-    first_time: float | None = None  # seconds of the first decoded sample (the resampled track starts there)
+    first_time: float | None = None  # seconds of the first decoded sample
     with _open_media(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+        rate = int(stream.rate or stream.sample_rate or sample_rate)
+        resampler = av.AudioResampler(format="fltp", rate=rate)  # float planes; keeps the rate and the layout
         lo, hi = _declared_span(stream)  # presentation times to keep; None: unbounded
         window = _absolute(container, segment)
         if window is not None:
@@ -491,14 +493,26 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
             if not chunks:
                 raise ExtractionError(f"{path}: cannot decode audio ({e})") from None
             logger.warning("%s: audio decoding stopped early (%s)", path, e)
-        take(resampler.resample(None))  # flush the resampler's delay line
+        take(resampler.resample(None))  # flush the format converter
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     wave = np.concatenate(chunks).astype(np.float32, copy=False)
     origin = first_time or 0.0
-    begin = 0 if lo is None else max(0, int(round((lo - origin) * sample_rate)))
-    stop = len(wave) if hi is None else max(begin, int(round((hi - origin) * sample_rate)))
-    return wave[begin:stop]
+    begin = 0 if lo is None else max(0, int(round((lo - origin) * rate)))
+    stop = len(wave) if hi is None else max(begin, int(round((hi - origin) * rate)))
+    return resample(wave[begin:stop], rate, sample_rate)
+
+
+def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """``librosa.resample(wave, orig_sr=rate, target_sr=target_rate)`` at its default quality, without
+    importing librosa: soxr "HQ", then cut or zero-padded to ``ceil(len * target_rate / rate)`` samples."""
+    if rate == target_rate or wave.size == 0:
+        return wave
+    import soxr
+
+    out = soxr.resample(wave, rate, target_rate, quality="soxr_hq")
+    size = int(np.ceil(wave.shape[-1] * float(target_rate) / rate))
+    return np.asarray(out[:size] if len(out) >= size else np.pad(out, (0, size - len(out))), dtype=np.float32)
 
 
 def is_silent(wave: np.ndarray | None, threshold: float = DEFAULT_SILENCE_THRESHOLD) -> bool:
@@ -831,7 +845,7 @@ class ClapWindowEncoder:
             "normalization": "L2: unit-norm rows, as laion_clap's get_audio_embedding_from_data",
             "preprocessing": (
                 "first audio stream cut to its declared start and duration (no encoder padding), resampled to "
-                f"{self.sample_rate} Hz by libswresample, channels averaged to mono, quantised to int16 as "
+                f"{self.sample_rate} Hz as librosa.load does (channel mean, soxr HQ), quantised to int16 as "
                 f"laion_clap does, each window repeat-padded to {self.clip_samples} samples (non-fusion model)"),
             "precision": f"{self.precision} autocast" if self.autocast_dtype else "fp32",
         }
