@@ -269,3 +269,34 @@ def test_clap_features_equal_laion_clap(case, parity_clap, tmp_path):
     assert ours.shape == reference.shape == (2, 512)
     assert cosines(ours, reference).min() >= MIN_COSINE
     np.testing.assert_allclose(np.linalg.norm(ours.astype(np.float32), axis=-1), 1.0, atol=1e-3)  # unit norm
+
+
+# ---------------------------------------------------------------------------------------------- extractors
+
+
+def test_extractors_record_what_the_features_are(tiny_files, tmp_path, capsys):
+    """The summary counts the videos turned upright; meta.json says normalisation, preprocessing, precision."""
+    import json
+
+    import features.audio as audio_cli
+    import features.video as video_cli
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_media(videos / "phone.mp4", **VIDEO_CASES["rotate90"][0])
+    write_media(videos / "plain.mp4", [make_frame(i, 96, 64) for i in range(8)], wave=chirp_wave(1.0, 44_100))
+    out = tmp_path / "features"
+    assert video_cli.main([str(videos), "--out", str(out), "--model", tiny_files["clip_config"], "--pretrained",
+                           tiny_files["clip_ckpt"], "--num-frames", "2", "--device", "cpu", "--workers", "0"]) == 0
+    assert "2 written, 0 failed, 1 turned upright by their display matrix" in capsys.readouterr().err
+    assert audio_cli.main([str(videos), "--out", str(out), "--amodel", tiny_files["clap_config"], "--ckpt",
+                           tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu",
+                           "--workers", "0"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    video, audio = meta["video"], meta["audio"]
+    assert video["normalization"].startswith("none: raw open_clip encode_image output")
+    assert "upright by the display matrix" in video["preprocessing"] and "CenterCrop" in video["preprocessing"]
+    assert "Normalize(mean=" in video["preprocessing"] and video["precision"] == "fp32"
+    assert audio["normalization"].startswith("L2: unit-norm") and audio["precision"] == "fp32"
+    assert "declared start and duration" in audio["preprocessing"] and "soxr" in audio["preprocessing"]
+    assert video["weights_sha256"].startswith("sha256:") and audio["ckpt_sha256"].startswith("sha256:")
