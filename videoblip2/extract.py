@@ -7,8 +7,8 @@ Frames: decoded with PyAV (FFmpeg), ``num_frames`` sampled uniformly (the middle
 :func:`sample_frame_indices`), turned upright by the stream's display matrix as players and ``ffmpeg`` show
 them (:func:`display_orientation`), resized and cropped by the CLIP model's own ``preprocess`` (PIL),
 normalised on the model's device. Audio: decoded with PyAV, cut to the stream's declared start and duration
-(no encoder padding), resampled to CLAP's 48 kHz, averaged to mono, quantised to int16 as CLAP does, cut into
-windows (:func:`window_starts`) and embedded with LAION CLAP's audio tower.
+(no encoder padding), averaged to mono and resampled to CLAP's 48 kHz as ``librosa.load`` does, quantised to
+int16 as CLAP does, cut into windows (:func:`window_starts`) and embedded with LAION CLAP's audio tower.
 
 Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``, ``soxr`` (librosa's resampler).
 """
