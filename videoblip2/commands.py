@@ -39,9 +39,8 @@ COMMANDS: dict[str, Command] = {
 
 # top-level module of an optional dependency -> the extra that installs it
 EXTRA_OF_MODULE = {
-    "open_clip": "features", "laion_clap": "features", "av": "features", "PIL": "features",
-    "torchvision": "features", "soxr": "features", "pycocoevalcap": "eval", "accelerate": "train", "matplotlib": "train",
-    "gradio": "app",
+    "open_clip": "features", "laion_clap": "features", "av": "features", "PIL": "features", "soxr": "features",
+    "torchvision": "features", "pycocoevalcap": "eval", "accelerate": "train", "matplotlib": "train", "gradio": "app",
 }
 
 
