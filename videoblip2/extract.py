@@ -21,7 +21,7 @@ import math
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -278,6 +278,14 @@ def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callabl
     return out, decoded
 
 
+class SampledFrames(NamedTuple):
+    """What :func:`decode_sampled_frames` returns: the kept frames and where they were in the video."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3), or the stacked outputs of `transform`
+    indices: np.ndarray  # int64 (T,): frame numbers, counted from the first frame (of the segment)
+    times: np.ndarray  # float64 (T,): presentation times in seconds (index / fps where the file gives none)
+
+
 def decode_frames(
     path: str | os.PathLike,
     num_frames: int = DEFAULT_NUM_FRAMES,
@@ -304,6 +312,20 @@ def decode_frames(
     Raises:
         ExtractionError: the file cannot be opened, has no video stream or no decodable frame (in the segment).
     """
+    return decode_sampled_frames(path, num_frames, fps=fps, transform=transform, threads=threads,
+                                 segment=segment).frames
+
+
+def decode_sampled_frames(
+    path: str | os.PathLike,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    fps: float | None = None,
+    transform: Callable[[Any], Any] | None = None,
+    threads: int = 0,
+    segment: Segment | None = None,
+) -> SampledFrames:
+    """:func:`decode_frames` with the sampled frames' indices and presentation times (same arguments)."""
     total, native_fps = probe_video(path, segment)
     if fps is not None and native_fps is None:
         raise ExtractionError(f"{path}: unknown frame rate, cannot sample at --fps {fps}")
@@ -312,7 +334,7 @@ def decode_frames(
         image = frame.to_image()
         if transform is not None:
             image = transform(image)
-        return np.asarray(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8), frame.time
 
     indices = sample_frame_indices(total, num_frames, fps=fps, native_fps=native_fps)
     if not indices:
@@ -326,7 +348,21 @@ def decode_frames(
         frames, _ = _decode_at(path, indices, convert, threads, segment)
         if any(frame is None for frame in frames):
             raise ExtractionError(f"{path}: frames disappeared between two decodes")
-    return np.stack(frames)
+    times = [t if t is not None else i / (native_fps or 1.0) for (_, t), i in zip(frames, indices)]
+    return SampledFrames(np.stack([image for image, _ in frames]), np.asarray(indices, dtype=np.int64),
+                         np.asarray(times, dtype=np.float64))
+
+
+def media_duration(path: str | os.PathLike) -> float | None:
+    """The file's duration in seconds as its container (else its first video stream) states it; None if unknown."""
+    av = _av()
+    with _open_media(path) as container:
+        if container.duration:
+            return float(container.duration / av.time_base)
+        for stream in container.streams.video:
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    return None
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
@@ -397,6 +433,21 @@ def audio_windows(
     hop = int(round(hop_s * sample_rate))
     q = quantize_int16(wave)
     return [q[s : s + window] for s in window_starts(len(q), window, hop, max_windows)]
+
+
+def audio_window_times(
+    num_samples: int,
+    window_s: float = DEFAULT_WINDOW_S,
+    hop_s: float = DEFAULT_HOP_S,
+    max_windows: int | None = DEFAULT_MAX_WINDOWS,
+    sample_rate: int = CLAP_SAMPLE_RATE,
+) -> np.ndarray:
+    """float64 ``(T_a, 2)``: start and end (seconds from the track's start) of each window :func:`audio_windows`
+    cuts from a track of ``num_samples`` samples; a window reaching past the end ends with the track."""
+    window = int(round(window_s * sample_rate))
+    hop = int(round(hop_s * sample_rate))
+    starts = np.asarray(window_starts(num_samples, window, hop, max_windows), dtype=np.float64)
+    return np.stack([starts, np.minimum(starts + window, num_samples)], axis=-1).reshape(-1, 2) / sample_rate
 
 
 # ----------------------------------------------------------------------------------------------
