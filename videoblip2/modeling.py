@@ -39,6 +39,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     T5ForConditionalGeneration,
 )
+from transformers.initialization import no_init_weights
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -100,6 +101,26 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
     )
 
 
+@contextlib.contextmanager
+def skip_init():
+    """Modules built inside allocate their weights without initialising them (``torch.empty`` contents).
+
+    transformers' ``no_init_weights`` (``torch.nn.init`` functions are no-ops), except that ``init_weights``
+    still ties weights (T5's shared embeddings) and only ``initialize_weights`` is skipped. For modules whose
+    every weight is loaded next: initialising 400 M parameters costs several times reading them.
+    """
+    from transformers.modeling_utils import PreTrainedModel
+
+    init_weights, initialize_weights = PreTrainedModel.init_weights, PreTrainedModel.initialize_weights
+    with no_init_weights():
+        PreTrainedModel.init_weights = init_weights  # ties; its initialize_weights call is a no-op below
+        PreTrainedModel.initialize_weights = lambda self: None
+        try:
+            yield
+        finally:
+            PreTrainedModel.initialize_weights = initialize_weights
+
+
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
     """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied)."""
     dropout = {} if config.t5.dropout_rate is None else {"dropout_rate": config.t5.dropout_rate}
@@ -110,8 +131,8 @@ def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
         # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
         t5.config.tie_word_embeddings = False
-        t5.lm_head.weight = nn.Parameter(
-            torch.empty_like(t5.shared.weight).normal_(std=t5.config.initializer_factor))
+        t5.lm_head.weight = nn.Parameter(torch.empty_like(t5.shared.weight))
+        nn.init.normal_(t5.lm_head.weight, std=t5.config.initializer_factor)  # (a no-op under no_init_weights)
     return t5
 
 
@@ -650,11 +671,17 @@ class VideoBLIP2(nn.Module):
             config = VideoBLIP2Config.load(path / CONFIG_NAME)
         except ConfigError as e:
             raise CheckpointError(str(e)) from None
-        model = cls(
-            config,
-            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
-        )
+        # A base T5 named by hub id or path is loaded by transformers (which initialises nothing it loads); every
+        # other module is built without initialising it (`skip_init`): the checkpoint overwrites all of it, and
+        # the checks below refuse a checkpoint that misses any of it.
+        t5 = build_t5(config) if config.t5.architecture is None else None
+        with skip_init():
+            model = cls(
+                config,
+                t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+                qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
+                t5=t5,
+            )
         try:
             state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
         except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
