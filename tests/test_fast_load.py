@@ -88,3 +88,29 @@ def test_from_pretrained_with_a_base_t5_by_path_loads_the_same_weights(tiny_froz
     loaded = VideoBLIP2.from_pretrained(tmp_path / "m")
     _assert_same_tensors(loaded, _old_way(tmp_path / "m", model))
     _assert_same_tensors(loaded, model)
+
+
+def test_extractors_load_their_checkpoints_without_initialising(tiny_files, init_calls, monkeypatch):
+    import contextlib
+
+    import numpy as np
+
+    import videoblip2.extract as extract
+
+    init_calls["n"] = 0
+    clip = extract.load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
+    clap = extract.load_clap(tiny_files["clap_config"], tiny_files["clap_ckpt"], device="cpu")
+    assert init_calls["n"] == 0
+    monkeypatch.setattr(extract, "skip_init", contextlib.nullcontext)  # the old way: initialise, then load
+    old_clip = extract.load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
+    old_clap = extract.load_clap(tiny_files["clap_config"], tiny_files["clap_ckpt"], device="cpu")
+    assert init_calls["n"] > 10
+    _assert_same_tensors(clip.model, old_clip.model)
+    audio_side = {k: v for k, v in old_clap.model.state_dict().items() if k.startswith(extract._CLAP_AUDIO_PREFIXES)}
+    new_state = clap.model.state_dict()
+    assert all(torch.equal(new_state[k], v) for k, v in audio_side.items())
+    assert all(not v.is_floating_point() or not v.any() for k, v in new_state.items() if k not in audio_side)
+    frames = torch.randint(0, 256, (3, *clip.image_size, 3), dtype=torch.uint8)
+    assert torch.equal(clip.encode(frames), old_clip.encode(frames))
+    waves = [np.sin(np.arange(48000) * f / 48000 * 2 * np.pi).astype(np.float32) * 0.5 for f in (220, 440)]
+    assert torch.equal(clap.encode(waves), old_clap.encode(waves))

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import uniform_indices
+from .noinit import skip_init
 
 logger = logging.getLogger(__name__)
 
@@ -583,9 +584,12 @@ def load_clip(
         quick_gelu = quick_gelu or bool(tag.get("quick_gelu", False))
     if pretrained is None:
         logger.warning("CLIP %s with RANDOM weights (no --pretrained): features are only good for benchmarks", name)
+    # With a checkpoint open_clip loads it strictly (every weight), so the random init is skipped (`skip_init`).
+    build = skip_init() if pretrained else contextlib.nullcontext()
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
+        with build:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
     except RuntimeError as e:
         hint = "" if not pretrained or os.path.isfile(pretrained) else (
             "; offline? pass a local checkpoint file with --pretrained PATH")
@@ -801,10 +805,17 @@ def load_clap(
     # The text tower is never used here: a 1-layer stand-in instead of RoBERTa (which would download).
     build_config["text_cfg"] = dict(context_length=77, vocab_size=8, width=8, heads=1, layers=1,
                                     model_type="transformer")
-    with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel):
+    # With a checkpoint every audio weight is loaded (load_clap_audio_weights checks), so nothing is initialised
+    # (`skip_init`); the unused text side is then zeroed so that no uninitialised memory is left in the model.
+    with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel), \
+            (skip_init() if ckpt else contextlib.nullcontext()):
         model = CLAP(**build_config, enable_fusion=False)
     if ckpt:
         load_clap_audio_weights(model, ckpt)
+        with torch.no_grad():
+            for name, tensor in model.state_dict(keep_vars=True).items():
+                if not name.startswith(_CLAP_AUDIO_PREFIXES) and tensor.is_floating_point():
+                    tensor.zero_()
     else:
         logger.warning("CLAP %s with RANDOM weights (no --ckpt): features are only good for benchmarks", amodel)
     model.to(auto_device(device))

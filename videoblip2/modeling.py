@@ -39,13 +39,13 @@ from transformers import (
     PreTrainedTokenizerBase,
     T5ForConditionalGeneration,
 )
-from transformers.initialization import no_init_weights
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .config import ConfigError, VideoBLIP2Config
 from .data import PromptTokens, tokenize_prompts
 from .fileio import atomic_target
+from .noinit import skip_init
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -99,26 +99,6 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
         cross_attention_frequency=q.cross_attention_frequency,
         encoder_hidden_size=q.encoder_width,
     )
-
-
-@contextlib.contextmanager
-def skip_init():
-    """Modules built inside allocate their weights without initialising them (``torch.empty`` contents).
-
-    transformers' ``no_init_weights`` (``torch.nn.init`` functions are no-ops), except that ``init_weights``
-    still ties weights (T5's shared embeddings) and only ``initialize_weights`` is skipped. For modules whose
-    every weight is loaded next: initialising 400 M parameters costs several times reading them.
-    """
-    from transformers.modeling_utils import PreTrainedModel
-
-    init_weights, initialize_weights = PreTrainedModel.init_weights, PreTrainedModel.initialize_weights
-    with no_init_weights():
-        PreTrainedModel.init_weights = init_weights  # ties; its initialize_weights call is a no-op below
-        PreTrainedModel.initialize_weights = lambda self: None
-        try:
-            yield
-        finally:
-            PreTrainedModel.initialize_weights = initialize_weights
 
 
 def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
