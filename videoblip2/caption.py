@@ -13,7 +13,7 @@ with (``FEATURES/meta.json``); frames and audio windows are capped at the model'
 
 Python API in two steps: `extract_video` (decode + CLIP + CLAP, the expensive part) -> `VideoFeatures`, then
 `generate_from_features` (captions, answers, ablations) as often as wanted; `caption_videos` and
-`answer_questions` do both.
+`ask_videos` do both.
 """
 
 from __future__ import annotations
@@ -278,12 +278,12 @@ def caption_videos(
     questions: list[str | None] = [None] if question is None else (
         [question] if isinstance(question, str) else list(question))
     pairs = [(path, q) for path in expand_folders(paths) for q in questions]
-    return answer_questions(pairs, model, clip=clip, clap=clap, fps=fps, window_s=window_s, hop_s=hop_s,
-                            silence_threshold=silence_threshold, batch_size=batch_size, num_beams=num_beams,
-                            max_new_tokens=max_new_tokens, prompt=prompt, on_error=on_error, decoding=decoding)
+    return ask_videos(pairs, model, clip=clip, clap=clap, fps=fps, window_s=window_s, hop_s=hop_s,
+                      silence_threshold=silence_threshold, batch_size=batch_size, num_beams=num_beams,
+                      max_new_tokens=max_new_tokens, prompt=prompt, on_error=on_error, decoding=decoding)
 
 
-def answer_questions(
+def ask_videos(
     pairs: Sequence[tuple[str | os.PathLike, str | None]],
     model: Any,
     *,
@@ -476,9 +476,9 @@ def main(argv: list[str] | None = None) -> int:
             clap = load_clap(args.clap_model, args.clap, device=device)
         else:
             logger.warning("no --clap checkpoint: captioning without sound")
-        results = answer_questions(pairs, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
-                                   hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
-                                   decoding=DecodingOptions.from_args(args))
+        results = ask_videos(pairs, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
+                             hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
+                             decoding=DecodingOptions.from_args(args))
     except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
