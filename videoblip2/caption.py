@@ -58,6 +58,7 @@ from .extract import (
     media_duration,
     videos_in,
 )
+from .ids import UnsafeIdError, check_video_id
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
 
     Raises:
         FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+        UnsafeIdError: a file whose stem (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
     out: list[str | os.PathLike] = []
     for path in paths:
@@ -86,6 +88,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
                 raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
             out += [str(f) for f in found]
         else:
+            check_video_id(Path(path).stem, f"{path}: file name")  # the video_id of its result
             out.append(path)
     return out
 
@@ -134,8 +137,10 @@ def extract_video(
 
     Raises:
         ExtractionError: the file (or its audio track) cannot be decoded; the message names the file.
+        UnsafeIdError: the file name (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
     path = str(path)
+    video_id = check_video_id(Path(path).stem, f"{path}: file name")
     sampled = decode_sampled_frames(path, max_frames, fps=fps, transform=clip.prepare)
     video = clip.encode(sampled.frames).numpy().astype(np.float16).astype(np.float32)  # (T_v, video_dim)
     audio, window_times = None, np.zeros((0, 2))
@@ -145,7 +150,7 @@ def extract_video(
             windows = audio_windows(wave, window_s, hop_s, max_audio_windows, clap.sample_rate)
             audio = clap.encode(windows).numpy().astype(np.float16).astype(np.float32)  # (T_a, audio_dim)
             window_times = audio_window_times(len(wave), window_s, hop_s, max_audio_windows, clap.sample_rate)
-    return VideoFeatures(path=path, video_id=Path(path).stem, video=video, audio=audio,
+    return VideoFeatures(path=path, video_id=video_id, video=video, audio=audio,
                          frame_indices=sampled.indices, frame_times=sampled.times,
                          audio_window_times=window_times, duration=media_duration(path))
 
@@ -305,6 +310,8 @@ def ask_videos(
     """
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    for path, _ in pairs:  # before any model is loaded: a bad file name (video id) is refused first
+        check_video_id(Path(path).stem, f"{path}: file name")
     if isinstance(model, (str, os.PathLike)):
         from .modeling import VideoBLIP2
 
@@ -461,11 +468,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.videos:
                 raise UsageError("give video files or --questions FILE, not both")
             pairs: list[tuple[str, str | None]] = list(read_questions(args.questions))
+            for path, _ in pairs:  # a bad file name is refused before the models are loaded
+                check_video_id(Path(path).stem, f"--questions {args.questions}: {path}: file name")
         elif not args.videos:
             raise UsageError("give video files or folders, or --questions FILE")
-        else:
+        else:  # (expand_folders refuses a bad file name before the models are loaded)
             pairs = [(path, q) for path in expand_folders(args.videos) for q in (args.question or [None])]
-    except (UsageError, FileNotFoundError) as e:
+    except (UsageError, FileNotFoundError, UnsafeIdError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         results = ask_videos(pairs, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                              hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
                              decoding=DecodingOptions.from_args(args))
-    except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
+    except (CheckpointError, ExtractorModelError, FileNotFoundError, UnsafeIdError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
