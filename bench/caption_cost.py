@@ -63,12 +63,13 @@ def timed(fn):
 def bench_questions(args, model, clip, clap, video: Path) -> dict:
     questions = QUESTIONS[: args.questions]
     decoding = DecodingOptions(num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
-    kw = dict(clip=clip, clap=clap, decoding=decoding)
+    window = dict(window_s=args.window, hop_s=args.hop)
+    kw = dict(clip=clip, clap=clap, decoding=decoding, **window)
     config = model.config
     runs: dict[str, list[float]] = {"extract": [], "generate": [], "budget": [], "new": [], "old": []}
     for r in range(args.repeats):
         t_extract, features = timed(lambda: extract_video(video, clip, clap, max_frames=config.max_frames,
-                                                          max_audio_windows=config.max_audio_windows))
+                                                          max_audio_windows=config.max_audio_windows, **window))
         t_generate = sum(timed(lambda q=q: generate_from_features(model, [features], question=q,
                                                                   decoding=decoding))[0] for q in questions)
         t_new, new = timed(lambda: caption_videos([video], model, question=questions, **kw))
@@ -132,8 +133,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip", choices=("questions", "load"), action="append", default=[])
     parser.add_argument("--tiny-extractors", action="store_true",
                         help="tests/media.py's tiny random CLIP/CLAP instead of ViT-L-14 + HTSAT-tiny")
+    parser.add_argument("--window", type=float, default=None, help="audio window, s (default 5, tiny CLAP 1)")
+    parser.add_argument("--hop", type=float, default=None, help="audio hop, s (default 2.5, tiny CLAP 0.5)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
+    tiny_clap = args.tiny_extractors  # its 2 s input takes windows of at most 2 s
+    args.window = args.window if args.window is not None else (1.0 if tiny_clap else 5.0)
+    args.hop = args.hop if args.hop is not None else (0.5 if tiny_clap else 2.5)
     torch.manual_seed(0)
     result: dict = {"device": f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} "
                               f"torch threads", "argv": sys.argv[1:] if argv is None else argv}

@@ -172,6 +172,7 @@ def test_caption_command_asks_many_questions_extracting_each_video_once(tiny_mod
     ('[{"video": "a.mp4", "question": ""}]', ".json", "item 0: needs a non-empty"),
     ('{"video": "a.mp4", "question": "why?"}\n{oops', ".jsonl", "not valid JSONL"),
     ("a.mp4\twhy?", ".tsv", "unknown format '.tsv'"),
+    ('{"video": "...mp4", "question": "why?"}', ".jsonl", "unsafe video id '..'"),  # refused before loading
 ])
 def test_questions_file_errors_are_one_line_exit_2(tmp_path, capsys, content, suffix, message):
     file = tmp_path / f"q{suffix}"
