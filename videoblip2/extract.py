@@ -306,14 +306,6 @@ def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callabl
     return out, decoded
 
 
-<<<<<<< HEAD
-class SampledFrames(NamedTuple):
-    """What :func:`decode_sampled_frames` returns: the kept frames and where they were in the video."""
-
-    frames: np.ndarray  # uint8 (T, H, W, 3), or the stacked outputs of `transform`
-    indices: np.ndarray  # int64 (T,): frame numbers, counted from the first frame (of the segment)
-    times: np.ndarray  # float64 (T,): presentation times in seconds (index / fps where the file gives none)
-=======
 # ----------------------------------------------------------------------------------------------
 # display matrix (rotated phone videos)
 
@@ -381,7 +373,14 @@ def orient(image, orientation: str | None):
 def upright_image(frame):
     """A decoded PyAV video frame as an RGB PIL image, the way players show it (display matrix applied)."""
     return orient(frame.to_image(), frame_orientation(frame))
->>>>>>> main
+
+
+class SampledFrames(NamedTuple):
+    """What :func:`decode_sampled_frames` returns: the kept frames and where they were in the video."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3), or the stacked outputs of `transform`
+    indices: np.ndarray  # int64 (T,): frame numbers, counted from the first frame (of the segment)
+    times: np.ndarray  # float64 (T,): presentation times in seconds (index / fps where the file gives none)
 
 
 def decode_frames(
@@ -419,7 +418,7 @@ def decode_frames(
         ExtractionError: the file cannot be opened, has no video stream or no decodable frame (in the segment).
     """
     return decode_sampled_frames(path, num_frames, fps=fps, transform=transform, threads=threads,
-                                 segment=segment).frames
+                                 segment=segment, info=info).frames
 
 
 def decode_sampled_frames(
@@ -430,6 +429,7 @@ def decode_sampled_frames(
     transform: Callable[[Any], Any] | None = None,
     threads: int = 0,
     segment: Segment | None = None,
+    info: dict[str, Any] | None = None,
 ) -> SampledFrames:
     """:func:`decode_frames` with the sampled frames' indices and presentation times (same arguments)."""
     total, native_fps = probe_video(path, segment)
@@ -458,7 +458,9 @@ def decode_sampled_frames(
         frames, _ = _decode_at(path, indices, convert, threads, segment)
         if any(frame is None for frame in frames):
             raise ExtractionError(f"{path}: frames disappeared between two decodes")
-<<<<<<< HEAD
+    if info is not None:
+        info["orientation"] = next(iter(orientations)) if len(orientations) == 1 else \
+            ",".join(sorted(str(o) for o in orientations))
     times = [t if t is not None else i / (native_fps or 1.0) for (_, t), i in zip(frames, indices)]
     return SampledFrames(np.stack([image for image, _ in frames]), np.asarray(indices, dtype=np.int64),
                          np.asarray(times, dtype=np.float64))
@@ -474,12 +476,6 @@ def media_duration(path: str | os.PathLike) -> float | None:
             if stream.duration and stream.time_base:
                 return float(stream.duration * stream.time_base)
     return None
-=======
-    if info is not None:
-        info["orientation"] = next(iter(orientations)) if len(orientations) == 1 else \
-            ",".join(sorted(str(o) for o in orientations))
-    return np.stack(frames)
->>>>>>> main
 
 
 def _declared_span(stream) -> tuple[float | None, float | None]:
