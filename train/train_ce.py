@@ -98,6 +98,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         layers = model.set_activation_checkpointing(args.activation_checkpointing)
         print_main(dist, f"activation checkpointing: {layers} layers ({', '.join(args.activation_checkpointing)})")
     config = model.config
+    if args.block_bad_endings is not None:  # recorded in the saved config: predict / caption decode with it
+        config.block_bad_endings = args.block_bad_endings
+    decoding = DecodingOptions.from_args(args).for_model(config)
     print_main(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
 
@@ -110,7 +113,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         if val_ann:
             val_store = feature_store(val_features, list(val_ann), config, args, dist)
             validators.append(Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
-                                        DecodingOptions.from_args(args)))
+                                        decoding))
         else:
             print_main(dist, "warning: no validation captions (--val-ann, or an official --ann with a "
                          f"'{args.val_split}' split): no caption validation")
@@ -125,7 +128,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
                                       dist)
             validators.append(QAValidator(model, val_store, qa_val, dist, args.val_batch_size, args.precision,
                                           candidates=answers if args.qa_closed_vocabulary else None,
-                                          decoding=DecodingOptions.from_args(args)))
+                                          decoding=decoding))
         else:
             print_main(dist, "warning: no validation questions (--qa-val-ann): no QA validation")
     if captions is not None and questions is not None:

@@ -198,6 +198,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     model = load_resumed_model(resume, args, dist) if resume is not None else build_model(args, [], dist, out)
     place_model(model, dist.device, args.precision, dist)
     config = model.config
+    if args.block_bad_endings is not None:  # recorded in the saved config: predict / caption decode with it
+        config.block_bad_endings = args.block_bad_endings
+    decoding = DecodingOptions.from_args(args).for_model(config)
 
     store = feature_store(args.features, list(train_ann), config, args, dist)
     videos = VideoDataset(store)
@@ -213,8 +216,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
                  f"{cider.num_documents} training videos, refs = "
                  f"{f'top-5 subset {top5_path}' if refs else 'full caption sets'}; baseline {args.baseline}, "
                  f"K = {args.num_samples}, temperature {args.temperature}"
-                 f"{', bad endings blocked' if args.block_bad_endings else ''}")
-    decoding = DecodingOptions.from_args(args)
+                 f"{', bad endings blocked' if decoding.block_bad_endings else ''}")
     validator = None
     if val_ann:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
@@ -223,7 +225,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         print_main(dist, "warning: no validation annotations: no validation, no best/")
     task = SCSTTask(videos, cider, refs, baseline=args.baseline, num_samples=args.num_samples,
                     temperature=args.temperature, max_new_tokens=args.max_sample_len,
-                    block_bad_endings=args.block_bad_endings)
+                    block_bad_endings=decoding.block_bad_endings)
     info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
             "eos_reward": args.eos_reward, "num_samples": args.num_samples, "init": str(args.model),
             "decoding": decoding.to_dict()}

@@ -135,6 +135,7 @@ def caption_videos(
     paths = expand_folders(paths)
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     if question is not None:
         prompt = config.qa_prompt(question)

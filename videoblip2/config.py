@@ -99,6 +99,10 @@ class VideoBLIP2Config:
     qa_prompt_template: str = "Question: {question} Short answer:"
     max_prompt_len: int = 32  # T5 prompt tokens
     max_caption_len: int = 32  # T5 caption tokens, EOS included
+    # Decoding default: EOS forbidden right after a bad ending (videoblip2.decoding.BAD_ENDINGS). train_ce /
+    # train_scst --block-bad-endings record it here, so predict and caption decode the model as it was trained
+    # (their --no-block-bad-endings overrides it).
+    block_bad_endings: bool = False
 
     def __post_init__(self) -> None:
         # Nested dicts (from JSON) become their dataclasses; unknown keys fail loudly.

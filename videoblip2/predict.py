@@ -101,6 +101,7 @@ def predict_captions(
     """
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     captions: dict[str, str] = {}
     for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "captioning"):
@@ -150,6 +151,7 @@ def predict_answers(
     """
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     candidate_ids = None
     if candidates is not None:
@@ -225,7 +227,7 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, s
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
-    decoding = DecodingOptions.from_args(args)
+    decoding = DecodingOptions.from_args(args).for_model(model.config)
     answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding,
                               transform=ablation(args.ablate, args.ablate_seed))
     save_qa_predictions([{"question_id": item.question_id, "video_id": item.video_id, "question": item.question,
@@ -273,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     else:
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = model_feature_store(model, args.features, video_ids, args.device)
-    decoding = DecodingOptions.from_args(args)
+    decoding = DecodingOptions.from_args(args).for_model(model.config)
     captions = predict_captions(model, VideoDataset(store), args.batch_size, decoding=decoding,
                                 transform=ablation(args.ablate, args.ablate_seed))
     save_predictions(captions, args.out)
