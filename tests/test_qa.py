@@ -383,3 +383,37 @@ def test_caption_command_answers_a_question(qa_model, tiny_files, media, tmp_pat
     assert captioned["caption"] != direct["answer"]  # the question changed the output
     with pytest.raises(SystemExit):
         main([*argv, "--prompt", "x"])
+
+
+def test_long_questions_lose_words_never_the_answer_cue(synth_data, qa_items, qa_model):
+    """A question longer than the prompt limits is cut at a word boundary; the template, "Short answer:"
+    included, stays whole on both the Q-Former and the T5 side; the cut questions are counted and named
+    (issue 19: the whole prompt used to be truncated, cue and all)."""
+    config = dataclasses.replace(qa_model.config)
+    config.qformer = dataclasses.replace(config.qformer, max_prompt_len=24)
+    config.max_prompt_len = 20
+    base = qa_items[0].question.rstrip("?")
+    long_question = " ".join([base] * 6) + "?"
+    items = [qa_items[0], dataclasses.replace(qa_items[1], question=long_question)]
+    data = QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                     qa_model.qformer_tokenizer, config)
+    assert data.truncated == [items[1].question_id]
+    note = data.truncation_note("val")
+    assert note.startswith("val: 1 of 2 questions") and "max_prompt_len=20" in note and "\n" not in note
+    prompts = data.batch([0, 1])["prompt"]
+    for side, (ids, mask), limit, tokenizer in (("qformer", prompts[:2], 24, qa_model.qformer_tokenizer),
+                                                ("t5", prompts[2:], 20, qa_model.t5_tokenizer)):
+        short, cut = (ids[r][mask[r].bool()].tolist() for r in (0, 1))
+        assert len(cut) <= limit
+        text = " ".join(tokenizer.decode(cut, skip_special_tokens=True).replace(" :", ":").split())  # BERT: "a :"
+        assert text.lower().rstrip().endswith("short answer:"), (side, text)
+        words = text.split()[1:-2]  # between "Question:" and "Short answer:"
+        assert 0 < len(words) < len(long_question.split())
+        assert " ".join(words).lower() == " ".join(long_question.split()[:len(words)]).lower()
+        # the short question is tokenized exactly as before
+        assert short == tokenizer(config.qa_prompt(items[0].question))["input_ids"]
+    # a template that alone does not fit: an error naming the limit
+    config.max_prompt_len = 3
+    with pytest.raises(DataError, match="max_prompt_len=3"):
+        QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                  qa_model.qformer_tokenizer, config)

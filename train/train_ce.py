@@ -121,6 +121,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     if qa_train:
         store = feature_store(args.features, list(dict.fromkeys(i.video_id for i in qa_train)), config, args, dist)
         questions = QADataset(store, qa_train, model.t5_tokenizer, model.qformer_tokenizer, config)
+        if questions.truncation_note("training questions"):
+            print_main(dist, questions.truncation_note("training questions"))
         if questions.dropped:
             print_main(dist, f"{len(questions.dropped)} training questions left out: their videos' features are bad")
         if qa_val:

@@ -227,6 +227,8 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, s
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
+    if dataset.truncation_note(args.ann):
+        print(dataset.truncation_note(args.ann))
     decoding = DecodingOptions.from_args(args).for_model(model.config)
     answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding,
                               transform=ablation(args.ablate, args.ablate_seed))
@@ -235,7 +237,8 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, s
     mode = f"closed vocabulary of {len(candidates)} answers" if candidates else "generated"
     meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
                                   ann=args.ann, num_questions=len(answers), answers=mode,
-                                  qa_prompt_template=model.config.qa_prompt_template, **ablation_meta(args))
+                                  qa_prompt_template=model.config.qa_prompt_template,
+                                  truncated_questions=len(dataset.truncated), **ablation_meta(args))
     print(f"wrote {len(answers)} answers ({mode}) to {args.out} (settings: {meta})")
     return answers
 
