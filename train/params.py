@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from videoblip2.annotations import add_ann_format_argument
+from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
@@ -69,6 +69,7 @@ def add_qa_args(parser: argparse.ArgumentParser) -> None:
                        help="training questions (MUSIC-AVQA, MSRVTT-QA/MSVD-QA or plain QA JSON/JSONL; "
                             "videoblip2.annotations.load_qa_annotations): alone, or with --ann for a multi-task run")
     group.add_argument("--qa-val-ann", default=None, help="validation questions (validation QA accuracy)")
+    add_qa_mapping_argument(group)
     group.add_argument("--qa-ratio", type=float, default=None,
                        help="with --ann and --qa-ann: the fraction of each epoch's items that are questions, the "
                             "smaller set repeated to reach it (default: the two sets as they are)")

@@ -88,12 +88,14 @@ __all__ = [
     "AnnotationError",
     "QAItem",
     "add_ann_format_argument",
+    "add_qa_mapping_argument",
     "detect_format",
     "has_splits",
     "is_qa_annotation",
     "load_annotations",
     "load_predictions",
     "load_qa_annotations",
+    "qa_video_map",
     "load_qa_predictions",
     "load_segments",
     "normalize_caption",
@@ -533,6 +535,14 @@ def add_ann_format_argument(parser: Any) -> None:
                              "where a file could be read two ways, e.g. a .txt MSVD caption list for an extractor)")
 
 
+def add_qa_mapping_argument(parser: Any) -> None:
+    """``--qa-mapping`` for every command that reads QA annotations (an argparse parser or argument group)."""
+    parser.add_argument("--qa-mapping", default=None, metavar="FILE",
+                        help=f"MSVD-QA: the release's {MSVD_MAPPING_NAME} (lines CLIP_NAME vidN) or a JSON "
+                             "{\"vidN\": clip name}, mapping the integer video ids to the clip names the features "
+                             f"are saved under (default: the {MSVD_MAPPING_NAME} beside the QA file, if any)")
+
+
 def has_splits(path: str | os.PathLike, format: str = "auto") -> bool:
     """True if ``path`` holds several splits: the official MSR-VTT file, MSVD with ``youtube_mapping.txt``
     beside it, a VALOR / VATEX folder. Unreadable files answer False (loading them reports the problem)."""
@@ -911,17 +921,38 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
     return QAItem(question_id, video_id, question, answer, qtype, modality)
 
 
+def qa_video_map(path: str | os.PathLike, records: Any = None) -> str | None:
+    """The ``youtube_mapping.txt`` beside a QA file whose records have integer video ids (MSVD-QA), or None.
+
+    ``records``: the file's parsed records, when the caller has them (else the file is read).
+    """
+    beside = os.path.join(os.path.dirname(os.path.abspath(os.fspath(path))), MSVD_MAPPING_NAME)
+    if not os.path.isfile(beside):
+        return None
+    if records is None:
+        records = _read_json_or_lines(os.fspath(path))
+    if isinstance(records, Mapping):
+        records = [records]
+    integer_ids = isinstance(records, list) and any(
+        isinstance(r, Mapping) and isinstance(r.get("video_id"), int) and not isinstance(r.get("video_id"), bool)
+        for r in records[:100])
+    return beside if integer_ids else None
+
+
 def load_qa_annotations(path: str | os.PathLike,
                         video_map: str | os.PathLike | Mapping[str, str] | None = None,
-                        int_video_template: str = "video{}") -> list[QAItem]:
+                        int_video_template: str | None = None) -> list[QAItem]:
     """Load the questions of a QA annotation file in any supported format (see the module docstring).
 
     Args:
         path: JSON list or JSON Lines file.
         video_map: MSVD-QA: ``youtube_mapping.txt`` (``CLIP_NAME vidN`` lines), a JSON object or a mapping
-            ``{"vidN": stem}``; integer video ids N then map through ``vidN``.
+            ``{"vidN": stem}``; integer video ids N then map through ``vidN``. None: a file with integer video
+            ids uses the ``youtube_mapping.txt`` beside it when there is one (the MSVD-QA release layout:
+            ``train_qa.json``, ``val_qa.json``, ``test_qa.json`` and ``youtube_mapping.txt`` in one folder),
+            as the MSVD caption loader does (``qa_video_map``).
         int_video_template: without ``video_map``, the stem of integer video id N (default ``video{N}``,
-            MSR-VTT's names).
+            MSR-VTT's names); naming it also turns off finding ``youtube_mapping.txt`` beside the file.
 
     Returns:
         One :class:`QAItem` per record, in file order.
@@ -940,6 +971,9 @@ def load_qa_annotations(path: str | os.PathLike,
                               f"got {type(data).__name__}")
     if not data:
         raise AnnotationError(f"{path}: no questions")
+    if video_map is None and int_video_template is None:
+        video_map = qa_video_map(path, data)
+    int_video_template = "video{}" if int_video_template is None else int_video_template
     mapping = _read_video_map(video_map) if video_map is not None else None
     items: list[QAItem] = []
     seen: dict[str, int] = {}

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from .annotations import (
     AnnotationError,
     add_ann_format_argument,
+    add_qa_mapping_argument,
     is_qa_annotation,
     load_annotations,
     load_qa_annotations,
@@ -178,6 +179,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default=None,
                    help="split of an --ann with splits: official MSR-VTT, MSVD + mapping, VALOR/VATEX folder")
     add_ann_format_argument(p)
+    add_qa_mapping_argument(p)
     p.add_argument("--out", required=True, help="predictions JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -223,7 +225,7 @@ def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
 
 def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, str]:
     """The QA branch of `main`: every question of --ann answered, written with save_qa_predictions."""
-    items = load_qa_annotations(args.ann)
+    items = load_qa_annotations(args.ann, video_map=args.qa_mapping)
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
