@@ -1,6 +1,7 @@
 """Question answering on the model side: QADataset, the QA training task, answering and candidate ranking."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -417,3 +418,20 @@ def test_long_questions_lose_words_never_the_answer_cue(synth_data, qa_items, qa
     with pytest.raises(DataError, match="max_prompt_len=3"):
         QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
                   qa_model.qformer_tokenizer, config)
+
+
+def test_candidates_longer_than_the_caption_limit_warn(synth_data, qa_items, qa_model):
+    """A closed-vocabulary candidate longer than max_caption_len is scored truncated: predict_answers warns."""
+    from videoblip2.predict import predict_answers
+
+    items = qa_items[:2]
+    config = qa_model.config
+    data = QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                     qa_model.qformer_tokenizer, config)
+    short = [i.answer for i in items]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_answers(qa_model, data, candidates=short, progress=False)
+    long_answer = " ".join(["left"] * (config.max_caption_len + 3))
+    with pytest.warns(UserWarning, match=r"1 of 3 candidate answers are longer than max_caption_len=\d+"):
+        predict_answers(qa_model, data, candidates=short + [long_answer], progress=False)

@@ -215,3 +215,26 @@ def test_msvd_qa_release_layout_from_the_command_line(tmp_path):
     for module in (audio, video):
         parsed = module.parse_args([str(release / "train_qa.json"), "--out", "o", "--qa-mapping", str(moved)])
         assert parsed.qa_mapping == str(moved)
+
+
+def test_question_types_from_category_id_and_contractions(tmp_path):
+    """MSRVTT-QA's category_id groups the questions (named after their most common question word); without it
+    the question word, contraction dropped: "what's" is a "what" question (issue 19)."""
+    release = [{"answer": "cook", "category_id": 0, "id": 0, "question": "what's the man doing?", "video_id": 1},
+               {"answer": "pan", "category_id": 0, "id": 1, "question": "what is in the pan?", "video_id": 1},
+               {"answer": "man", "category_id": 1, "id": 2, "question": "who is cooking?", "video_id": 2},
+               {"answer": "man", "category_id": 1, "id": 3, "question": "who's cooking?", "video_id": 2},
+               {"answer": "kitchen", "category_id": 4, "id": 4, "question": "what place is shown?", "video_id": 2}]
+    types = [i.qtype for i in load_qa_annotations(write(tmp_path, release, "test_qa.json"))]
+    assert types == ["what (0)", "what (0)", "who", "who", "what (4)"]  # two categories both mostly "what"
+    plain = [{k: v for k, v in r.items() if k != "category_id"} for r in release]
+    types = [i.qtype for i in load_qa_annotations(write(tmp_path, plain, "msvd_qa.json"))]
+    assert types == ["what", "what", "who", "who", "what"]
+
+
+def test_answer_vocabulary_deduplicates_normalised_answers():
+    from videoblip2.data import answer_vocabulary
+
+    answers = ["Two", "2", "2", "dog", "Dog.", "the dog", "cat", "two"]
+    items = [QAItem(str(i), "v", "q?", a, "", None) for i, a in enumerate(answers)]
+    assert answer_vocabulary(items) == ["2", "dog", "cat"]  # "Two"/"2"/"two" one candidate (4), dog 3, cat 1

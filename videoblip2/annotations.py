@@ -55,11 +55,13 @@ Question answering (:func:`load_qa_annotations`, detected by :func:`is_qa_annota
    Question type ``"Audio-Visual/Temporal"``, modality ``"Audio-Visual"``.
 5. MSRVTT-QA / MSVD-QA as released: ``{"id": 0, "video_id": 7010, "question": ..., "answer": ...}`` with an
    integer video id N. The feature stem is ``video{N}`` (MSR-VTT; ``int_video_template="video{}"``).
-   MSVD-QA numbers its clips ``vidN``: pass ``video_map=`` the release's ``youtube_mapping.txt`` (lines
-   ``CLIP_NAME vidN``) or a JSON ``{"vidN": "CLIP_NAME"}`` to get the clip-name stems the extractors write,
-   or ``int_video_template="vid{}"`` if the feature files are named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
+   MSVD-QA numbers its clips ``vidN``: the release's ``youtube_mapping.txt`` beside the file (lines
+   ``CLIP_NAME vidN``) is found and used, or pass ``video_map=`` it or a JSON ``{"vidN": "CLIP_NAME"}`` to get
+   the clip-name stems the extractors write, or ``int_video_template="vid{}"`` if the feature files are
+   named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
    the file stem of ``video`` (mapped through ``video_map`` too when it is a key there). Question type: the
-   question's first word, lowercased (``what``, ``who``, ``how``, ...).
+   release's ``category_id`` when present (MSRVTT-QA), named after the most common question word of its
+   questions; else the question's first word, lowercased, contraction dropped (``what's`` -> ``what``).
 6. Plain: ``{"video_id": "video7", "question": ..., "answer": ...}`` with optional ``question_id`` and
    ``type`` (the question type; ``""`` when absent).
 
@@ -74,6 +76,7 @@ import json
 import math
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +101,7 @@ __all__ = [
     "qa_video_map",
     "load_qa_predictions",
     "load_segments",
+    "normalize_answer",
     "normalize_caption",
     "parse_clip_name",
     "save_predictions",
@@ -848,6 +852,21 @@ def _qa_text(path: str, where: str, record: Mapping[str, Any], key: str) -> str:
     return " ".join(value.split())
 
 
+# MSRVTT-QA's records carry the question type as an integer category_id: the type is that category, named
+# after the most common question word of its questions in the file (no id -> name table to get wrong); a
+# file without it (MSVD-QA) is typed by the question word.
+_CATEGORY_PREFIX = "\0category "
+_CONTRACTION = re.compile(r"(['\u2019](s|re|d|ll|ve|m))$")
+
+
+def question_word(question: str) -> str:
+    """The question's first word, lowercased, contraction and punctuation dropped: "What's ..." -> "what"."""
+    words = question.split()
+    if not words:
+        return ""
+    return _CONTRACTION.sub("", words[0].lower()).strip(string.punctuation + "\u2019")
+
+
 def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | None,
              int_video_template: str) -> QAItem:
     where = f"record {index}"
@@ -907,8 +926,10 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
             if not isinstance(record["type"], str):
                 raise AnnotationError(f"{path}: {where}: 'type' must be a string, got {record['type']!r}")
             qtype = record["type"].strip()
+        elif isinstance(record.get("category_id"), int) and not isinstance(record["category_id"], bool):
+            qtype = f"{_CATEGORY_PREFIX}{record['category_id']}"  # named after loading (_name_categories)
         elif "id" in record or "video" in record or isinstance(record["video_id"], int):  # MSRVTT/MSVD-QA
-            qtype = question.split()[0].lower()
+            qtype = question_word(question)
         else:
             qtype = ""
     else:
@@ -988,7 +1009,53 @@ def load_qa_annotations(path: str | os.PathLike,
                                   f"{'no' if item.answer is None else 'an'} answer, unlike record 0 "
                                   "(every record has an answer or none does)")
         items.append(item)
-    return items
+    return _name_categories(items)
+
+
+def _name_categories(items: list[QAItem]) -> list[QAItem]:
+    """Question types from category_id: "category N" -> the most common question word of its questions."""
+    from collections import Counter
+    from dataclasses import replace
+
+    words: dict[str, Counter] = {}
+    for item in items:
+        if item.qtype.startswith(_CATEGORY_PREFIX):
+            words.setdefault(item.qtype, Counter())[question_word(item.question)] += 1
+    if not words:
+        return items
+    names = {category: counts.most_common(1)[0][0] for category, counts in words.items()}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    names = {category: (f"{name} ({category[len(_CATEGORY_PREFIX):]})" if name in shared else name)
+             for category, name in names.items()}
+    return [replace(item, qtype=names[item.qtype]) if item.qtype in names else item for item in items]
+
+
+ARTICLES = frozenset({"a", "an", "the"})
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+NUMBER_WORDS = {**{word: i for i, word in enumerate(_UNITS)}, **_TENS}
+_ANSWER_PUNCTUATION = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+
+
+def normalize_answer(text: str) -> str:
+    """The form QA answers are compared in (eval.qa's docstring: lowercase, punctuation, articles, number
+    words): ``"Two."`` -> ``"2"``."""
+    if not isinstance(text, str):
+        raise TypeError(f"answer must be a str, got {type(text).__name__}")
+    text = _ANSWER_PUNCTUATION.sub(" ", text.lower().replace("'", "").replace("\u2019", ""))
+    words = [w for w in text.split() if w not in ARTICLES]
+    out: list[str] = []
+    for word in words:
+        if word in NUMBER_WORDS:
+            value = NUMBER_WORDS[word]
+            if out and 1 <= value <= 9 and out[-1].isdigit() and int(out[-1]) in _TENS.values():
+                out[-1] = str(int(out[-1]) + value)  # "twenty one" -> "21"
+                continue
+            word = str(value)
+        out.append(word)
+    return " ".join(out)
 
 
 def save_qa_predictions(records: Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],

@@ -693,14 +693,23 @@ class CaptionDataset:
 
 
 def answer_vocabulary(items: Sequence[QAItem]) -> list[str]:
-    """The distinct answers of ``items`` (as written, whitespace stripped), most frequent first, ties in order
-    of appearance: the candidates of closed-vocabulary answering ("the answers seen in training")."""
-    counts: dict[str, int] = {}
+    """The distinct answers of ``items``, most frequent first, ties in order of appearance: the candidates of
+    closed-vocabulary answering ("the answers seen in training").
+
+    Answers are distinct after ``eval.qa.normalize_answer`` (what scoring compares): "Two", "2" and "two."
+    are one candidate, counted together and written in its most frequent form (ties: the first seen).
+    """
+    from .annotations import normalize_answer
+
+    groups: dict[str, dict[str, int]] = {}  # normalised -> {as written (stripped): count}, in order of appearance
     for item in items:
         if item.answer is not None and item.answer.strip():
             answer = item.answer.strip()
-            counts[answer] = counts.get(answer, 0) + 1
-    return sorted(counts, key=lambda answer: -counts[answer])  # sorted() is stable: ties keep their order
+            forms = groups.setdefault(normalize_answer(answer), {})
+            forms[answer] = forms.get(answer, 0) + 1
+    totals = {key: sum(forms.values()) for key, forms in groups.items()}
+    order = sorted(groups, key=lambda key: -totals[key])  # sorted() is stable: ties keep their order
+    return [max(groups[key], key=lambda form: groups[key][form]) for key in order]  # max: first of equals
 
 
 class QADataset:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -158,6 +159,13 @@ def predict_answers(
     if candidates is not None:
         candidates = list(candidates)
         candidate_ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
+        limit = model.config.max_caption_len
+        lengths = [len(ids) + 1 for ids in model.t5_tokenizer(candidates, add_special_tokens=False)["input_ids"]]
+        too_long = [c for c, n in zip(candidates, lengths) if n > limit]
+        if too_long:  # scored on their first max_caption_len - 1 tokens: two of them may become the same
+            warnings.warn(f"{len(too_long)} of {len(candidates)} candidate answers are longer than max_caption_len="
+                          f"{limit} tokens (EOS included) and are scored truncated, e.g. {too_long[0]!r}",
+                          stacklevel=2)
     answers: dict[str, str] = {}
     for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "answering"):
         inputs = (batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
