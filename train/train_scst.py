@@ -181,9 +181,13 @@ def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
     return top5
 
 
-def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo) -> tuple[dict[str, list[str]], Path]:
-    """train.make_top5's subset of `train_ann` (consensus ranking, k=5), written to OUT/train_top5_detail.json."""
-    top5 = select_top(train_ann, k=5, by="consensus")
+def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo,
+               cider=None) -> tuple[dict[str, list[str]], Path]:
+    """train.make_top5's subset of `train_ann` (consensus ranking, k=5), written to OUT/train_top5_detail.json.
+
+    `cider`: the reward (eval.cider.CiderD over `train_ann`), so the subset is ranked by the reward's own
+    CIDEr-D (document frequencies and end-of-sentence word alike)."""
+    top5 = select_top(train_ann, k=5, by="consensus", cider=cider)
     path = out / TOP5_NAME
     if dist.is_main:
         write_records(top5, path)
@@ -210,7 +214,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     if args.refs == "top5" and args.top5:
         refs, top5_path = _load_top5(args.top5, store.video_ids), args.top5
     elif args.refs == "top5":
-        refs, top5_path = build_top5(train_ann, out, dist)
+        refs, top5_path = build_top5({v: train_ann[v] for v in store.video_ids}, out, dist, cider)
         print_main(dist, f"top-5 references: built from {args.ann} (train.make_top5 ranking) -> {top5_path}")
     print_main(dist, f"reward: CIDEr-D{' with the end of sentence as a word' if args.eos_reward else ''}, df over "
                  f"{cider.num_documents} training videos, refs = "
