@@ -91,8 +91,9 @@ def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: 
     group.add_argument("--qformer-lr", type=float, default=None,
                        help="peak learning rate of the pretrained Q-Formers and their query tokens (default: 1e-5, "
                             "LAVIS' BLIP-2 caption fine-tuning rate, when train_ce initialises them from --bert/"
-                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and --model "
-                            "runs and SCST use one rate unless told)")
+                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and train_ce "
+                            "--model runs use one rate unless told; train_scst: --lr times the ratio of the "
+                            "--model's train_ce rates, recorded in its trainer_info.json)")
     group.add_argument("--weight-decay", type=float, default=weight_decay,
                        help="AdamW weight decay; never applied to biases, norms and embeddings")
     group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))

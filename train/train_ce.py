@@ -144,9 +144,12 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     validator = Validators(validators) if validators else None
     if validator is None:
         print_main(dist, "warning: no validation: no best/")
-    extra_info = {"qa_answers": answers, "qa_prompt_template": config.qa_prompt_template} if answers else None
     qformer_lr = resolve_qformer_lr(args, pretrained_qformers=args.model is None and not args.tiny
                                     and bool(args.bert or args.blip2))
+    # the peak rates, beside every saved model: train_scst keeps their ratio for its two groups
+    extra_info = {"learning_rates": {"lr": args.lr, "qformer_lr": qformer_lr}}
+    if answers:
+        extra_info.update(qa_answers=answers, qa_prompt_template=config.qa_prompt_template)
     print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens")
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=extra_info, qformer_lr=qformer_lr)
     return trainer.fit()
