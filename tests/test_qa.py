@@ -435,3 +435,53 @@ def test_candidates_longer_than_the_caption_limit_warn(synth_data, qa_items, qa_
     long_answer = " ".join(["left"] * (config.max_caption_len + 3))
     with pytest.warns(UserWarning, match=r"1 of 3 candidate answers are longer than max_caption_len=\d+"):
         predict_answers(qa_model, data, candidates=short + [long_answer], progress=False)
+
+
+def test_qa_loss_weight_gives_per_task_means(synth_data, qa_items, qa_model):
+    """--qa-loss-weight W: the loss of a global batch is the caption tokens' mean loss + W x the answer tokens'
+    mean loss, whatever the micro-batches; without it the tokens of both are pooled (issue 19: at --qa-ratio
+    0.5 the answers' ~2 tokens carried ~14% of a pooled loss)."""
+    import torch.nn.functional as F
+
+    from train.tasks import MixedTask
+    from videoblip2.annotations import load_annotations
+    from videoblip2.data import CaptionDataset
+
+    config = qa_model.config
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    captions = CaptionDataset(_store(synth_data, list(ann), config), ann, qa_model.t5_tokenizer, config.max_caption_len)
+    questions = QADataset(_store(synth_data, sorted({i.video_id for i in qa_items}), config), qa_items,
+                          qa_model.t5_tokenizer, qa_model.qformer_tokenizer, config)
+    prompt = qa_model.tokenize_prompts([config.prompt])
+    pooled = MixedTask(captions, questions, prompt, qa_ratio=0.5, seed=1)
+    weighted = MixedTask(captions, questions, prompt, qa_ratio=0.5, seed=1, qa_loss_weight=2.0)
+    global_batch = np.array([0, 200, 5, 230, 7, 9])  # 4 captions, 2 questions, in two micro-batches
+    micro = [global_batch[:3], global_batch[3:]]
+
+    def token_losses(rows):
+        batch = pooled.batch(np.asarray(rows))
+        with torch.no_grad():
+            logits = qa_model(**{k: batch[k] for k in ("video", "video_mask", "audio", "audio_mask", "prompt")},
+                              labels=batch["labels"], return_loss=False).logits
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="none",
+                               ignore_index=IGNORE_INDEX).view(batch["labels"].shape).sum(1)
+
+    per_row = token_losses(global_batch)  # rows: captions 0, 5, 7, 9 then questions 200, 230
+    lengths = pooled.label_lengths(np.array([0, 5, 7, 9, 200, 230]))
+    caption_mean = per_row[:4].sum() / lengths[:4].sum()
+    answer_mean = per_row[4:].sum() / lengths[4:].sum()
+    qa_model.eval()  # no dropout: the task steps (which call train()) see the same numbers
+    for task, expected in ((weighted, caption_mean + 2.0 * answer_mean),
+                           (pooled, per_row.sum() / lengths.sum())):
+        scale = 1.0 / task.normalizer(global_batch)
+        total = 0.0
+        for rows in micro:
+            module = qa_model.eval()
+            module.train = lambda mode=True: module  # keep eval mode: deterministic
+            with torch.no_grad():
+                total += task.micro_step(module, qa_model, rows).loss_sum.item() * scale
+            del module.train
+        assert total == pytest.approx(expected.item(), rel=1e-5)
+    assert answer_mean > 0 and caption_mean > 0
+    with pytest.raises(ValueError, match="qa_loss_weight"):
+        MixedTask(captions, questions, prompt, qa_loss_weight=-1.0)

@@ -73,6 +73,10 @@ def add_qa_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--qa-ratio", type=float, default=None,
                        help="with --ann and --qa-ann: the fraction of each epoch's items that are questions, the "
                             "smaller set repeated to reach it (default: the two sets as they are)")
+    group.add_argument("--qa-loss-weight", type=float, default=None, metavar="W",
+                       help="with --ann and --qa-ann: loss = caption token mean + W x answer token mean (per task, "
+                            "over the global batch). Default: the label tokens of both pooled, where an answer "
+                            "(~2 tokens) weighs ~1/6 of a caption (~13); --qa-ratio sets the items, W the loss")
     group.add_argument("--qa-closed-vocabulary", action="store_true",
                        help="validate QA by ranking the training answers (as predict --closed-vocabulary) instead "
                             "of generating answers")

@@ -74,6 +74,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--qa-val-ann validates questions: give --qa-ann too")
     if args.qa_ratio is not None and not (args.ann and args.qa_ann):
         parser.error("--qa-ratio mixes captions and questions: give --ann and --qa-ann")
+    if args.qa_loss_weight is not None and not (args.ann and args.qa_ann):
+        parser.error("--qa-loss-weight weighs the QA loss against the caption loss: give --ann and --qa-ann")
+    if args.qa_loss_weight is not None and not args.qa_loss_weight >= 0:
+        parser.error(f"--qa-loss-weight must be >= 0, got {args.qa_loss_weight}")
     if args.qa_ratio is not None and not 0 < args.qa_ratio < 1:
         parser.error(f"--qa-ratio must be between 0 and 1 (exclusive), got {args.qa_ratio}")
     return args
@@ -134,9 +138,12 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         else:
             print_main(dist, "warning: no validation questions (--qa-val-ann): no QA validation")
     if captions is not None and questions is not None:
-        task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed)
+        task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed,
+                         qa_loss_weight=args.qa_loss_weight)
         print_main(dist, f"multi-task: {len(captions)} caption pairs + {len(questions)} questions, "
-                     f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions")
+                     f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions; loss: "
+                     + ("label tokens of both pooled" if args.qa_loss_weight is None else
+                        f"caption token mean + {args.qa_loss_weight:g} x answer token mean"))
     else:
         task = CaptionTask(captions) if captions is not None else QATask(questions)
     if args.best_metric is None:
