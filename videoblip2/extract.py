@@ -644,7 +644,7 @@ def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
         raise ExtractorModelError(f"{path}: no such CLAP checkpoint")
     from .safe_load import CLAP_CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_torch_file
 
-    try:  # never unrestricted pickle: LAION's files need two numpy globals for their optimizer state, no more
+    try:  # never unrestricted pickle: LAION's files need only numpy float64 scalars (their optimizer state)
         obj = load_torch_file(path, CLAP_CHECKPOINT_GLOBALS)
     except UnsafeCheckpointError as error:
         raise ExtractorModelError(str(error)) from None
