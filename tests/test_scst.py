@@ -201,6 +201,9 @@ def test_loss_norm_token_divides_by_the_sampled_tokens():
                        greedy_ended=None)
 
     class Videos:
+        def __len__(self):
+            return 2
+
         def batch(self, indices):
             return {"video_ids": ["v0", "v1"], "video": torch.zeros(2, 1, 1)}
 
