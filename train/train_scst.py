@@ -260,7 +260,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
                     temperature=args.temperature, max_new_tokens=args.max_sample_len,
                     block_bad_endings=decoding.block_bad_endings, loss_norm=args.loss_norm)
     info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
-            "eos_reward": args.eos_reward, "num_samples": args.num_samples, "loss_norm": args.loss_norm, "init": str(args.model),
+            "eos_reward": args.eos_reward, "num_samples": args.num_samples, "loss_norm": args.loss_norm,
+            "init": str(args.model),
             "decoding": decoding.to_dict()}
     qformer_lr, why = scst_qformer_lr(args)
     print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens ({why})")
