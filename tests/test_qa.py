@@ -384,6 +384,24 @@ def test_caption_command_answers_a_question(qa_model, tiny_files, media, tmp_pat
     assert captioned["caption"] != direct["answer"]  # the question changed the output
     with pytest.raises(SystemExit):
         main([*argv, "--prompt", "x"])
+    # a question longer than the prompt limits: its last words are cut, the answer cue kept, with a warning
+    limits = (qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len)
+    qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len = 16, 20
+    try:
+        long_question = " ".join(["who is in the video"] * 5) + "?"
+        (tokens, cut) = qa_model.tokenize_questions([long_question])
+        assert cut[0]
+        seen = []
+        generate = qa_model.generate
+        qa_model.generate = lambda *args, **kwargs: seen.append(kwargs["prompt"]) or generate(*args, **kwargs)
+        caption_videos([media["tone"]], qa_model, clip=clip, max_new_tokens=5, question=long_question)
+        for got, want in zip(seen[0], tokens):
+            assert torch.equal(got.cpu(), want)
+        text = qa_model.t5_tokenizer.decode(tokens.t5_ids[0], skip_special_tokens=True)
+        assert text.lower().rstrip().endswith("short answer:") and len(tokens.t5_ids[0]) <= 16
+    finally:
+        qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len = limits
+        qa_model.__dict__.pop("generate", None)
 
 
 def test_long_questions_lose_words_never_the_answer_cue(synth_data, qa_items, qa_model):

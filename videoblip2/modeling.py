@@ -43,7 +43,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .config import ConfigError, VideoBLIP2Config
-from .data import PromptTokens, tokenize_prompts
+from .data import PromptTokens, tokenize_prompts, tokenize_questions
 from .fileio import atomic_target
 
 CONFIG_NAME = "config.json"
@@ -219,6 +219,13 @@ class VideoBLIP2(nn.Module):
         return tokenize_prompts(prompts, self.qformer_tokenizer, self.t5_tokenizer,
                                 qformer_max_len=self.config.qformer.max_prompt_len,
                                 t5_max_len=self.config.max_prompt_len)
+
+    def tokenize_questions(self, questions: Sequence[str]) -> tuple[PromptTokens, Any]:
+        """Questions in `config.qa_prompt_template`, a long one cut at a word, never the template
+        (`videoblip2.data.tokenize_questions`): (tokens on CPU, bool array of the questions cut)."""
+        return tokenize_questions(questions, self.config.qa_prompt_template, self.qformer_tokenizer,
+                                  self.t5_tokenizer, qformer_max_len=self.config.qformer.max_prompt_len,
+                                  t5_max_len=self.config.max_prompt_len)
 
     def _query_outputs(
         self,
