@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .data import ablate_features, lengths_to_mask, pad_or_subsample
+from .data import PromptTokens, ablate_features, lengths_to_mask, pad_or_subsample
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args
 from .extract import (
     DEFAULT_CLAP_MODEL,
@@ -172,7 +172,7 @@ def generate_from_features(
 ) -> list[str]:
     """Captions (or answers) for already extracted videos: no decoding, no CLIP/CLAP.
 
-    Rows are batched per distinct prompt, in order, so every output is exactly what asking that prompt of
+    Rows are batched per distinct question (or the prompt), in order, so every output is exactly what asking that prompt of
     those videos alone gives (``caption_videos`` gives the same strings). To ask N questions of one video,
     pass ``[features] * N`` and the N questions.
 
@@ -181,8 +181,10 @@ def generate_from_features(
         features: from :func:`extract_video`; the same object may appear several times.
         prompt: the instruction for every row (default: ``model.config.prompt``).
         question: one question for every row, or one per row (``len(features)``): the prompt is
-            ``model.config.qa_prompt(question)``.
-        decoding: decoding options (default greedy, ``DecodingOptions()``).
+            ``model.config.qa_prompt(question)``, a long question cut at a word, never the template
+            (``VideoBLIP2.tokenize_questions``; a warning says so).
+        decoding: decoding options (default greedy, ``DecodingOptions()``); unset ones take the model's
+            defaults (``DecodingOptions.for_model``).
         ablate: None, "no_audio" (every video silent), "shuffle_frames" (each video's frames in the order
             ``videoblip2.data.frame_permutation(T_v, video_id, seed)``) or "no_video" (no visual content):
             ``videoblip2.data.ablate_features`` modes "audio", "frame-order", "video", as ``predict --ablate``.
@@ -202,27 +204,35 @@ def generate_from_features(
         raise ValueError(f"{failed[0].path}: no features ({failed[0].error})")
     config = model.config
     if question is None:
-        prompts: list[str | None] = [prompt] * len(features)
+        questions: list[str | None] = [None] * len(features)
     elif isinstance(question, str):
-        prompts = [config.qa_prompt(question)] * len(features)
+        questions = [question] * len(features)
     else:
         if len(question) != len(features):
             raise ValueError(f"{len(question)} questions for {len(features)} videos: give one per video")
-        prompts = [config.qa_prompt(q) for q in question]
-    generate_kwargs = (decoding or DecodingOptions()).generate_kwargs(model.t5_tokenizer)
+        questions = list(question)
+    # None: the model's own defaults (block_bad_endings recorded at training)
+    generate_kwargs = (decoding or DecodingOptions()).for_model(config).generate_kwargs(model.t5_tokenizer)
     model.eval()
-    rows_by_prompt: dict[str | None, list[int]] = {}
-    for row, text in enumerate(prompts):
-        rows_by_prompt.setdefault(text, []).append(row)
+    rows_by_question: dict[str | None, list[int]] = {}
+    for row, text in enumerate(questions):
+        rows_by_question.setdefault(text, []).append(row)
     out: list[str] = [""] * len(features)
-    for text, rows in rows_by_prompt.items():
+    for text, rows in rows_by_question.items():
+        tokens = None
+        if text is not None:  # a long question loses its last words, never the answer cue
+            tokens, cut = model.tokenize_questions([text])
+            if cut[0]:
+                logger.warning("the question %r is longer than the prompt limits (max_prompt_len=%d): its last "
+                               "words are cut", text, config.max_prompt_len)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             batch = features_batch([features[row] for row in chunk], config)
             if ablate is not None:
                 batch = ablate_features(batch, FEATURE_ABLATIONS[ablate], seed=seed)
+            chunk_prompt = prompt if tokens is None else PromptTokens(*(x.expand(len(chunk), -1) for x in tokens))
             texts = model.generate(batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"],
-                                   prompt=text, **generate_kwargs)
+                                   prompt=chunk_prompt, **generate_kwargs)
             for row, caption in zip(chunk, texts):
                 out[row] = caption
     return out
