@@ -238,7 +238,7 @@ def _browser():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,1800", "--no-first-run", "--disable-background-networking"):
+                 "--window-size=1280,2000", "--no-first-run", "--disable-background-networking"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
@@ -246,6 +246,7 @@ def _browser():
 
 def test_page_in_a_browser(server, reference, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     video = write_video(tmp_path / "browser.mp4", num_frames=20, fps=8)
@@ -266,6 +267,14 @@ def test_page_in_a_browser(server, reference, tmp_path):
         assert caption == expected
         assert "browser.mp4" in browser.find_element(By.ID, "status").text
         assert "CLAP windows" in browser.find_element(By.ID, "heard").text
+        # a question typed into the page: its answer joins the history
+        question = "What sound can be heard?"
+        answer = reference(video, DecodingOptions(num_beams=5), question)
+        box = browser.find_element(By.CSS_SELECTOR, "#question textarea")
+        box.send_keys(question)
+        box.send_keys(Keys.ENTER)
+        wait.until(lambda b: answer in b.find_element(By.ID, "chat").text)
+        assert question in browser.find_element(By.ID, "chat").text
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTEFACTS / "app_browser.png"))
         # everything the page loaded came from the app itself: no CDN fonts or scripts, no analytics

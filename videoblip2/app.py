@@ -97,7 +97,7 @@ class Demo:
 
     def __init__(self, model: Any, clip: Any, clap: Any | None = None,
                  settings: ExtractionSettings = ExtractionSettings()):
-        self.model, self.clip, self.clap, self.settings = model, clip, clap, settings
+        self.model, self.clip, self.clap, self.settings = model.eval(), clip, clap, settings
 
     def extract(self, path: str | os.PathLike) -> tuple[Any, list[str]]:
         """(VideoFeatures, warnings) of one video; raises ExtractionError when it cannot be read."""
@@ -152,7 +152,7 @@ class Demo:
         windows = np.asarray(features.audio_window_times, dtype=float).reshape(-1, 2)
         if features.audio is not None:
             note = (f"{len(windows)} CLAP window{'s' if len(windows) != 1 else ''} of {self.settings.window_s:g} s "
-                    f"every {self.settings.hop_s:g} s (shaded)")
+                    f"every {self.settings.hop_s:g} s (numbered bars)")
         elif self.clap is None:
             note = "no sound: the page runs without a CLAP model (--clap-pretrained), the model hears nothing"
         elif wave is None:
@@ -177,36 +177,44 @@ def short_video_warning(features: Any) -> list[str]:
 
 
 def plot_sound(wave: np.ndarray | None, sample_rate: int, windows: np.ndarray | None, title: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3): the waveform over the spectrogram, the windows (``(N, 2)`` seconds) shaded.
+    """RGB uint8 (H, W, 3): the waveform, the windows (``(N, 2)`` seconds) as numbered bars, the spectrogram.
 
-    Without a wave (no audio track) the picture is the title alone.
+    Without a wave (no audio track) or without windows (nothing heard) the picture says ``title``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
+    figure = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     if wave is None or wave.size == 0:
         axis = figure.add_subplot()
         axis.axis("off")
         axis.text(0.5, 0.5, title, ha="center", va="center", fontsize=13, transform=axis.transAxes)
     else:
-        top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 2))
+        top, middle, bottom = figure.subplots(3, 1, sharex=True, height_ratios=(1, 0.6, 2))
         times = np.arange(len(wave)) / sample_rate
         top.plot(times, wave, linewidth=0.5, color="#1f4e79")
         top.set_ylabel("wave")
-        top.set_title(title, fontsize=11)
+        if windows is None or not len(windows):
+            top.set_title(title, fontsize=11)
+            windows = np.zeros((0, 2))
+        # neighbouring windows overlap (hop < window): stack them on as many rows as overlap
+        rows = max(1, int(np.ceil((windows[0, 1] - windows[0, 0]) / (windows[1, 0] - windows[0, 0])))
+                   if len(windows) > 1 and windows[1, 0] > windows[0, 0] else 1)
+        for i, (start, end) in enumerate(windows):
+            row = rows - 1 - i % rows
+            middle.broken_barh([(start, end - start)], (row + 0.1, 0.8), facecolor=("#2ca02c", "#ff7f0e")[i % 2],
+                               edgecolor="white", linewidth=2)
+            middle.text((start + end) / 2, row + 0.5, str(i + 1), ha="center", va="center", fontsize=7)
+        middle.set_ylim(0, rows)
+        middle.set_yticks([])
+        middle.set_ylabel("CLAP", rotation=0, ha="right", va="center")
         if len(wave) >= 512:
-            bottom.specgram(wave, NFFT=512, Fs=sample_rate, noverlap=256, cmap="magma")
+            with np.errstate(divide="ignore"):  # silent stretches: log10(0), drawn blank
+                bottom.specgram(wave, NFFT=512, Fs=sample_rate, noverlap=256, cmap="magma")
         bottom.set_ylabel("Hz")
         bottom.set_xlabel("seconds")
         bottom.set_xlim(0, len(wave) / sample_rate)
-        for i, (start, end) in enumerate(windows if windows is not None else []):
-            colour = ("#2ca02c", "#ff7f0e")[i % 2]  # neighbouring windows overlap: alternate colours
-            for axis in (top, bottom):
-                axis.axvspan(start, end, color=colour, alpha=0.18, linewidth=0)
-            top.text((start + end) / 2, 1.0, str(i + 1), transform=top.get_xaxis_transform(), ha="center",
-                     va="bottom", fontsize=7, color=colour)
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
@@ -308,7 +316,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
                 if examples:
                     gr.Examples([[path] for path in examples], inputs=[video], label="examples",
                                 cache_examples=False)
-                with gr.Accordion("decoding", open=False):
+                with gr.Accordion("decoding", open=True):
                     beams = gr.Slider(1, 10, value=decoding.num_beams, step=1, label="beams (1 = greedy)")
                     length_penalty = gr.Slider(0.0, 3.0, value=decoding.length_penalty, step=0.1,
                                                label="length penalty (>1 favours longer captions)")
@@ -316,17 +324,18 @@ def build_page(demo: Demo, examples: list[str] | None = None):
                                         label="block bad endings (no caption ends on 'a', 'the', 'with', ...)")
             with gr.Column(scale=3):
                 status = gr.Markdown("Upload a video or pick an example.", elem_id="status")
-                caption = gr.Textbox(label="caption", interactive=False, elem_id="caption")
+                caption = gr.Textbox(label="caption", interactive=False, lines=2, elem_id="caption")
                 gr.Markdown("### Does it use the sound?")
                 with gr.Row():
                     no_audio = gr.Textbox(label="caption without the sound", interactive=False, elem_id="no_audio")
                     shuffled = gr.Textbox(label="caption with the frames shuffled", interactive=False,
                                           elem_id="shuffled")
-                chat = gr.Chatbot(label="questions (about the same video; its features are reused)", height=220)
+                chat = gr.Chatbot(label="questions (about the same video; its features are reused)", height=220,
+                                  elem_id="chat")
                 question = gr.Textbox(label="ask a question", placeholder="What sound can be heard?",
                                       submit_btn=True, elem_id="question")
         gr.Markdown("### What the model saw")
-        gallery = gr.Gallery(label="sampled frames (frame number · time)", columns=8, height="auto",
+        gallery = gr.Gallery(label="sampled frames (frame number · time)", columns=8, height=None,
                              object_fit="contain", allow_preview=True)
         gr.Markdown("### What the model heard")
         heard = gr.Markdown(elem_id="heard")
