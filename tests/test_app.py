@@ -95,7 +95,9 @@ class Server:
 def server(tmp_path_factory, tiny_files, tiny_model_factory):
     root = tmp_path_factory.mktemp("app")
     model_dir = root / "model"
-    tiny_model_factory(seed=0).save_pretrained(model_dir)
+    model = tiny_model_factory(seed=0)
+    model.config.max_caption_len = 10  # short captions: quick beams
+    model.save_pretrained(model_dir)
     examples = root / "examples"
     examples.mkdir()
     write_video(examples / "tone.mp4", num_frames=20, fps=8)  # 2.5 s, 440 Hz
@@ -290,7 +292,7 @@ def test_page_in_a_browser(server, reference, tmp_path):
         browser.quit()
 
 
-def test_questions_reuse_the_extracted_features(tiny_model, tiny_files, monkeypatch, tmp_path):
+def test_questions_reuse_the_extracted_features(tiny_model_factory, tiny_files, monkeypatch, tmp_path):
     """The page's handlers in this process: one extraction per video, however many questions and re-captions."""
     import videoblip2.caption
     from videoblip2.app import Demo, ExtractionSettings, build_page
@@ -299,7 +301,9 @@ def test_questions_reuse_the_extracted_features(tiny_model, tiny_files, monkeypa
     calls = []
     real = videoblip2.caption.extract_video
     monkeypatch.setattr(videoblip2.caption, "extract_video", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
-    page = build_page(Demo(tiny_model, clip, None, ExtractionSettings()))
+    model = tiny_model_factory(seed=0)
+    model.config.max_caption_len = 10
+    page = build_page(Demo(model, clip, None, ExtractionSettings()))
     handlers = {fn.api_name: fn.fn for fn in page.fns.values()}
     video = write_video(tmp_path / "v.mp4", num_frames=8, fps=4)
     features, status, caption, *_, heard, _ = list(handlers["analyse"](str(video), 1, 1.0, False))[-1]

@@ -335,7 +335,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
                 question = gr.Textbox(label="ask a question", placeholder="What sound can be heard?",
                                       submit_btn=True, elem_id="question")
         gr.Markdown("### What the model saw")
-        gallery = gr.Gallery(label="sampled frames (frame number · time)", columns=8, height=None,
+        gallery = gr.Gallery(label="sampled frames (frame number · time)", columns=8, height=300,
                              object_fit="contain", allow_preview=True)
         gr.Markdown("### What the model heard")
         heard = gr.Markdown(elem_id="heard")
