@@ -221,6 +221,13 @@ def test_serves_only_its_own_files(server, tmp_path):
     assert server.get("/gradio_api/proxy=http://example.com/")[0] == 403
     # uploads over --max-file-size are refused
     assert server.upload(b"\0" * 1_100_000, "big.mp4")[0] == 413
+    # it listens on the loopback address only (the default --host)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # picks the outgoing interface; sends nothing
+        address = probe.getsockname()[0]
+    if not address.startswith("127."):
+        with pytest.raises(OSError), socket.create_connection((address, server.port), timeout=5):
+            pass
     # no analytics, no share link, no fonts from other hosts in the page's configuration
     status, body = server.get("/config")
     config = json.loads(body)

@@ -439,9 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("no --clap-pretrained checkpoint: the page captions without sound")
     demo = Demo(model, clip, clap, ExtractionSettings(fps=args.fps, window_s=args.window, hop_s=args.hop))
     print(f"VideoBLIP2 demo on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-    serve(demo, host=args.host, port=args.port, examples=examples, max_file_size=args.max_file_size)
+    try:
+        serve(demo, host=args.host, port=args.port, examples=examples, max_file_size=args.max_file_size)
+    except OSError as e:  # the port is taken, the address is not this machine's
+        print(f"error: cannot serve on --host {args.host} --port {args.port}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import cli
+
+    sys.exit(cli(main))
