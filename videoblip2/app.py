@@ -254,6 +254,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
     import gradio as gr
 
     from .extract import ExtractionError
+    from .ids import UnsafeIdError
 
     decoding = default_decoding()
 
@@ -282,7 +283,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
             no_audio = demo.caption(features, options, ablate="no_audio")
             shuffled = demo.caption(features, options, ablate="shuffle_frames")
             yield features, note, caption, no_audio, shuffled, frames, picture, heard, []
-        except ExtractionError as e:
+        except (ExtractionError, UnsafeIdError) as e:  # not a video, truncated, empty; a name no id can have
             message = str(e).replace(str(video), name)
             yield cleared(_status("Cannot read this video:", f"{message}. Try another file."))
         except Exception as e:  # keep serving whatever the file did; the console gets the traceback
