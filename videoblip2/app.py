@@ -258,9 +258,6 @@ def build_page(demo: Demo, examples: list[str] | None = None):
 
     decoding = default_decoding()
 
-    def controls_decoding(beams, length_penalty, block):
-        return decoding_from_controls(beams, length_penalty, block)
-
     def analyse(video, beams, length_penalty, block) -> Iterator[tuple]:
         def cleared(message: str) -> tuple:  # nothing shown but the message; no features kept
             return None, message, "", "", "", [], None, "", []
@@ -271,7 +268,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
         name = Path(video).name
         try:
             features, warnings = demo.extract(video)
-            options = controls_decoding(beams, length_penalty, block)
+            options = decoding_from_controls(beams, length_penalty, block)
             caption = demo.caption(features, options)
             note = _status("Read", f"`{name}`: {len(features.video)} frames, "
                                    f"{0 if features.audio is None else len(features.audio)} audio windows.")
@@ -288,12 +285,12 @@ def build_page(demo: Demo, examples: list[str] | None = None):
             yield cleared(_status("Cannot read this video:", f"{message}. Try another file."))
         except Exception as e:  # keep serving whatever the file did; the console gets the traceback
             logger.exception("analysing %s failed", video)
-            yield cleared(_status("Error:", f"`{name}`: {type(e).__name__}: {e}"))
+            yield cleared(_status("Error:", f"`{name}`: {type(e).__name__}: {str(e).replace(str(video), name)}"))
 
     def recaption(features, beams, length_penalty, block):
         if features is None:
             return "", "", ""
-        options = controls_decoding(beams, length_penalty, block)
+        options = decoding_from_controls(beams, length_penalty, block)
         return tuple(demo.caption(features, options, ablate=a) for a in (None, "no_audio", "shuffle_frames"))
 
     def ask(features, question, history, beams, length_penalty, block):
@@ -304,7 +301,7 @@ def build_page(demo: Demo, examples: list[str] | None = None):
         if features is None:
             answer = "(upload a video first)"
         else:
-            answer = demo.answer(features, question, controls_decoding(beams, length_penalty, block))
+            answer = demo.answer(features, question, decoding_from_controls(beams, length_penalty, block))
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         return history, ""
 
