@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -437,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("no --clap-pretrained checkpoint: the page captions without sound")
     demo = Demo(model, clip, clap, ExtractionSettings(fps=args.fps, window_s=args.window, hop_s=args.hop))
     print(f"VideoBLIP2 demo on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
+    # `kill` stops the page like Ctrl+C does: its temporary folder (the uploads) is deleted
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         serve(demo, host=args.host, port=args.port, examples=examples, max_file_size=args.max_file_size)
     except OSError as e:  # the port is taken, the address is not this machine's
