@@ -44,6 +44,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "server.log"
+        self.uploaded: list[str] = []  # files uploaded by the tests (gone once the server stops)
         argv = [sys.executable, "-m", "videoblip2.app", "--model", str(model_dir), "--device", "cpu",
                 "--clip-model", files["clip_config"], "--clip-pretrained", files["clip_ckpt"],
                 "--clap-model", files["clap_config"], "--clap-pretrained", files["clap_ckpt"], *WINDOW,
@@ -67,7 +68,7 @@ class Server:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(20)
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
@@ -105,6 +106,8 @@ def server(tmp_path_factory, tiny_files, tiny_model_factory):
     app = Server(root, tiny_files, model_dir, examples)
     yield app
     app.stop()
+    assert app.process.returncode == 0  # SIGTERM stops it like Ctrl+C ...
+    assert not [path for path in app.uploaded if os.path.exists(path)]  # ... and its uploads are deleted
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +216,7 @@ def test_serves_only_its_own_files(server, tmp_path):
     status, body = server.upload(b"uploaded bytes", "clip.mp4")
     assert status == 200
     [uploaded] = json.loads(body)
+    server.uploaded.append(uploaded)
     assert server.get(f"/gradio_api/file={uploaded}") == (200, b"uploaded bytes")  # the route works ...
     folder = os.path.dirname(uploaded)
     secret = server.model_dir / "config.json"  # a file the server process can read, outside its folders
