@@ -21,15 +21,15 @@ setup(
     ],
     extras_require={
         # open_clip/laion-clap need a torchvision that matches torch 2.14.1
-        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow"],
+        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
         # the demo page (python -m videoblip2.app); its browser test also uses selenium + the system's Chromium
-        "app": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow",
+        "app": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
                 "gradio>=6,<7", "matplotlib"],
         "dev": ["pytest", "selenium"],
         "all": [
-            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow",
+            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
             "pycocoevalcap==1.2", "accelerate", "matplotlib", "gradio>=6,<7", "pytest", "selenium",
         ],
     },
