@@ -335,5 +335,8 @@ def test_command_line_errors(tmp_path, capsys):
 
     assert main(["--model", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["--model", "acme/no-such-model"]) == 2  # a Hub id, offline and not cached
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("error: ") and "acme/no-such-model" in line
     assert main(["--model", str(tmp_path), "--examples", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip() == f"error: --examples {tmp_path / 'nowhere'}: no such folder"

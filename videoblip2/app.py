@@ -381,7 +381,7 @@ def serve(demo: Demo, *, host: str = "127.0.0.1", port: int = 7860, examples: li
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m videoblip2.app", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="VideoBLIP2 model: a save_pretrained folder (or Hub id)")
+    parser.add_argument("--model", required=True, help="VideoBLIP2 model: a save_pretrained folder or a Hub id")
     parser.add_argument("--examples", help="a folder of example videos to offer on the page")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the local network)")
     parser.add_argument("--port", type=int, default=7860)
