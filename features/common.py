@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.annotations import add_ann_format_argument
+from features.args import TRIM_MODES, add_common_arguments  # noqa: F401  (re-exported)
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
@@ -61,7 +61,6 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-TRIM_MODES = ("name", "ann")
 
 
 def _segments(path: Path, video_ids: Sequence[str], trim: str, split: str | None,
@@ -446,29 +445,6 @@ class RowBatcher:
 
 # ----------------------------------------------------------------------------------------------
 # command line + run
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch_unit: str) -> None:
-    io = parser.add_argument_group("input / output")
-    io.add_argument("inputs", nargs="+",
-                    help="video files, folders, list files (.txt, one path per line) or an annotation .json")
-    io.add_argument("--out", required=True, help="features folder (FEATURES); writes FEATURES/<kind>/{id}.npy")
-    io.add_argument("--video-dir", help="folder of the videos named in an annotation input")
-    io.add_argument("--split", help="split of an annotation input with splits (train / validate / test)")
-    add_ann_format_argument(io)
-    io.add_argument("--trim", choices=TRIM_MODES, default=None,
-                    help="the annotated clips are segments of full videos {video-dir}/{youtube_id}.*: take each "
-                         "clip's frames/audio from its segment only, the times parsed from the clip name "
-                         "{youtube_id}_{start}_{end} in seconds (name: VATEX, MSVD) or read from the annotation "
-                         "(ann: MSR-VTT's 'start time'/'end time', MSVD's corpus CSV Start/End)")
-    io.add_argument("--failures", help=f"failure log (default: OUT/{FAILURES_NAME})")
-    run = parser.add_argument_group("run")
-    run.add_argument("--shard", default="0/1", help="i/N: process every N-th video from the i-th (0-based)")
-    run.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                     help="decoding worker processes (0: decode in the main process)")
-    run.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_unit} per model batch")
-    run.add_argument("--device", default="auto", help="cuda, cpu or auto")
-    run.add_argument("--limit", type=int, help="process at most this many (unfinished) videos")
 
 
 @dataclass

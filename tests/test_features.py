@@ -26,13 +26,13 @@ READABLE = ["mute", "silent", "tone", "webm"]
 
 
 def video_args(media, tiny_files, out, *extra):
-    return [str(media["tone"].parent), "--out", str(out), "--model", tiny_files["clip_config"],
-            "--pretrained", tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu", *extra]
+    return [str(media["tone"].parent), "--out", str(out), "--clip-model", tiny_files["clip_config"],
+            "--clip-pretrained", tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu", *extra]
 
 
 def audio_args(media, tiny_files, out, *extra):
-    return [str(media["tone"].parent), "--out", str(out), "--amodel", tiny_files["clap_config"],
-            "--ckpt", tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu", *extra]
+    return [str(media["tone"].parent), "--out", str(out), "--clap-model", tiny_files["clap_config"],
+            "--clap-pretrained", tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu", *extra]
 
 
 def failures(out: Path) -> list[dict]:

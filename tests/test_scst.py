@@ -144,7 +144,7 @@ def test_train_scst_defaults_greedy_baseline_and_top5_built_like_make_top5(synth
 def test_scst_reward_scores_the_end_of_sentence_of_finished_samples_only(synth_data):
     """The reward gives EOS to the samples that ended and not to those cut at the length limit."""
     from eval.cider import CiderD
-    from train.train_scst import SCSTTask
+    from train.scst_task import SCSTTask
     from videoblip2.annotations import load_annotations
 
     ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")

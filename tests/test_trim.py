@@ -67,7 +67,7 @@ def test_extractors_trim_by_clip_name(full_video, tiny_files, tmp_path):
     out = tmp_path / "features"
     common = [str(ann), "--video-dir", str(full_video.parent), "--out", str(out), "--trim", "name", "--device", "cpu",
               "--workers", "0"]
-    assert video_cli.main([*common, "--model", tiny_files["clip_config"], "--pretrained", tiny_files["clip_ckpt"],
+    assert video_cli.main([*common, "--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
                            "--num-frames", "4"]) == 0
     clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
     tone_clip = np.load(out / "video" / "yt-ID_x_000002_000004.npy")
@@ -76,7 +76,7 @@ def test_extractors_trim_by_clip_name(full_video, tiny_files, tmp_path):
     assert np.load(out / "video" / "yt-ID_x_000000_000001.npy").shape == (4, 768)
     assert json.loads((out / "meta.json").read_text())["video"]["trim"] == "name"
 
-    assert audio_cli.main([*common, "--amodel", tiny_files["clap_config"], "--ckpt", tiny_files["clap_ckpt"],
+    assert audio_cli.main([*common, "--clap-model", tiny_files["clap_config"], "--clap-pretrained", tiny_files["clap_ckpt"],
                            "--window", "1", "--hop", "0.5"]) == 0
     clap = load_clap(tiny_files["clap_config"], tiny_files["clap_ckpt"], device="cpu")
     sound = np.load(out / "audio" / "yt-ID_x_000002_000004.npy")
@@ -95,7 +95,7 @@ def test_extractor_trim_from_annotation_times(full_video, tiny_files, tmp_path, 
     ann.write_text(json.dumps(official))
     out = tmp_path / "features"
     args = [str(ann), "--video-dir", str(full_video.parent), "--out", str(out), "--trim", "ann", "--device", "cpu",
-            "--workers", "0", "--model", tiny_files["clip_config"], "--pretrained", tiny_files["clip_ckpt"],
+            "--workers", "0", "--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
             "--num-frames", "4"]
     assert video_cli.main([*args, "--split", "test"]) == 0
     clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")

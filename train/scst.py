@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from train.params import BASELINES  # noqa: F401  (re-exported)
 from videoblip2.modeling import caption_token_mask
-
-BASELINES = ("greedy", "mean")
 
 
 def scst_advantages(sample_rewards: torch.Tensor, baseline: str,

@@ -418,7 +418,7 @@ def collate_features(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # modality ablations
 
-ABLATIONS = ("audio", "frame-order", "video")
+from .defaults import ABLATIONS  # noqa: E402,F401  (re-exported; defined where the CLIs read it)
 
 
 def _video_seed(video_id: str) -> int:
