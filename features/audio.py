@@ -68,16 +68,20 @@ class DecodeWindows:
     def __call__(self, item: VideoItem) -> dict[str, Any]:
         import torch
 
-        from videoblip2.extract import decode_audio, is_silent, quantize_int16, window_starts
+        from videoblip2.extract import decode_audio, is_silent, quantize_int16, segment_in_video, window_starts
 
-        wave = decode_audio(item.path, self.sample_rate, item.segment)
+        # as features.video does: a segment outside the video fails, one past its end is cut (and noted)
+        segment, cut = segment_in_video(item.path, item.segment) if item.segment else (None, None)
+        noted = {"cut_short": cut} if cut else {}
+        wave = decode_audio(item.path, self.sample_rate, segment)
         if wave is None:
-            return {"no_audio": "no audio stream"}
+            return {"no_audio": "no audio stream", **noted}
         if is_silent(wave, self.silence_threshold):
             return {"no_audio": "silent" if wave.size else "empty audio stream",
-                    "seconds": wave.size / self.sample_rate}
+                    "seconds": wave.size / self.sample_rate, **noted}
         starts = window_starts(len(wave), self.window, self.hop, self.max_windows)
-        return {"wave": torch.from_numpy(quantize_int16(wave)), "starts": torch.tensor(starts, dtype=torch.long)}
+        return {"wave": torch.from_numpy(quantize_int16(wave)), "starts": torch.tensor(starts, dtype=torch.long),
+                **noted}
 
 
 def no_audio_ids(folder: Path) -> list[str]:
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
         InputError,
         RunSummary,
         check_output,
+        check_settings,
         feature_writer,
         finished_ids,
         iter_pending,
@@ -138,6 +143,16 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     pending = list(iter_pending(items, done, args.limit))
     failures = FailureLog(args.failures or out / FAILURES_NAME, "audio")
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    settings = {
+        "model": args.clap_model if not args.clap_model.endswith(".json") else Path(args.clap_model).stem,
+        "ckpt": Path(args.clap_pretrained).name if args.clap_pretrained else "none",
+        "ckpt_sha256": weights_fingerprint(args.clap_pretrained),  # the content: file names are all alike
+        "window_s": args.window,
+        "hop_s": args.hop,
+        "max_windows": args.max_windows or None,
+    }
+    if not pending and done:  # nothing to extract, but other settings than the folder's are still refused
+        check_settings(out, "audio", settings, CHECKED_KEYS)
     if not pending:
         if read_meta(out).get("audio"):
             record_no_audio(out)
@@ -151,13 +166,8 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
         raise InputError(f"--window {args.window} s is longer than the CLAP input "
                          f"({encoder.clip_samples / encoder.sample_rate:g} s)")
     entry = {
-        "model": args.clap_model if not args.clap_model.endswith(".json") else Path(args.clap_model).stem,
-        "ckpt": Path(args.clap_pretrained).name if args.clap_pretrained else "none",
-        "ckpt_sha256": weights_fingerprint(args.clap_pretrained),  # the content: file names are all alike
+        **settings,
         "sample_rate": encoder.sample_rate,
-        "window_s": args.window,
-        "hop_s": args.hop,
-        "max_windows": args.max_windows or None,
         "silence_threshold": args.silence_threshold,
         "trim": args.trim,
         "windows": "every hop_s from 0, plus one flush with the end; > max_windows: spread evenly "

@@ -240,20 +240,33 @@ def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any] | C
         meta = read_meta(root)
         old = meta.get(section) or {}
         if has_features and old:
-            unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
-            if unrecorded:
-                logging.getLogger("features").warning(
-                    "%s: the %s section does not record %s (an older extractor); cannot check them",
-                    root / META_NAME, section, ", ".join(unrecorded))
-            diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
-            if diff:
-                shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
-                raise MetaMismatchError(
-                    f"{root / META_NAME}: the {section} features there were extracted with other settings "
-                    f"({shown}); use another --out folder or delete {root / section}")
+            _check_settings(root, section, old, entry, check)
         meta[section] = {**old, **entry}
         write_json_atomic(root / META_NAME, meta)
     return meta
+
+
+def check_settings(root: str | os.PathLike, section: str, entry: dict[str, Any], check: Sequence[str]) -> None:
+    """MetaMismatchError if ``meta.json[section]`` records other values for the keys of ``check`` that ``entry``
+    holds (a run with nothing left to do is refused all the same: its settings are not the folder's)."""
+    old = read_meta(root).get(section) or {}
+    if old:
+        _check_settings(Path(root), section, old, entry, [k for k in check if k in entry])
+
+
+def _check_settings(root: Path, section: str, old: dict[str, Any], entry: dict[str, Any],
+                    check: Sequence[str]) -> None:
+    unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
+    if unrecorded:
+        logging.getLogger("features").warning(
+            "%s: the %s section does not record %s (an older extractor); cannot check them",
+            root / META_NAME, section, ", ".join(unrecorded))
+    diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
+        raise MetaMismatchError(
+            f"{root / META_NAME}: the {section} features there were extracted with other settings "
+            f"({shown}); use another --out folder or delete {root / section}")
 
 
 def weights_fingerprint(path: str | None) -> str | None:
@@ -454,6 +467,7 @@ class RunSummary:
     written: int = 0
     failed: int = 0
     no_audio: list[str] = field(default_factory=list)
+    cut_short: list[str] = field(default_factory=list)  # --trim: clips whose segment ran past the video's end
     seconds: float = 0.0  # wall time of the decode + encode loop (model loading excluded)
     encode_seconds: float = 0.0  # of which inside the model (incl. host<->device copies)
     failures: Path | None = None
@@ -468,6 +482,9 @@ class RunSummary:
                 f"{self.failed} failed")
         if kind == "audio":
             text += f", {len(self.no_audio)} without sound"
+        if self.cut_short:
+            shown = ", ".join(self.cut_short[:3]) + (", ..." if len(self.cut_short) > 3 else "")
+            text += f", {len(self.cut_short)} cut short (segment past the end of the video: {shown})"
         text += f" ({self.seconds:.1f} s, {self.videos_per_second:.2f} videos/s)"
         if self.failed:
             text += f"; see {self.failures}"
@@ -527,6 +544,9 @@ def run_extraction(
                 bar.update(1)
                 bar.set_postfix(failed=summary.failed)
                 continue
+            if decoded.get("cut_short"):
+                logging.getLogger("features").warning("%s: %s", item.video_id, decoded["cut_short"])
+                summary.cut_short.append(item.video_id)
             reason = skip(item, decoded)
             if reason is not None:
                 summary.no_audio.append(item.video_id)

@@ -64,11 +64,12 @@ class DecodeFrames:
     def __call__(self, item: VideoItem) -> dict[str, Any]:
         import torch
 
-        from videoblip2.extract import decode_frames
+        from videoblip2.extract import decode_frames, segment_in_video
 
+        segment, cut = segment_in_video(item.path, item.segment) if item.segment else (None, None)
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads, segment=item.segment)
-        return {"frames": torch.from_numpy(frames)}  # (T, S, S, 3) uint8
+                               threads=self.threads, segment=segment)
+        return {"frames": torch.from_numpy(frames), **({"cut_short": cut} if cut else {})}  # (T, S, S, 3) uint8
 
 
 def pretrained_label(pretrained: str | None) -> str:
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
         FailureLog,
         RunSummary,
         check_output,
+        check_settings,
         feature_writer,
         finished_ids,
         iter_pending,
@@ -114,13 +116,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
     skipped = sum(item.video_id in done for item in items)
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
-    if not pending:
-        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
-
-    if encoder is None:
-        encoder = load_clip(args.clip_model, args.clip_pretrained, layer=args.layer, device=args.device,
-                            precision=args.precision, quick_gelu=args.quick_gelu)
-    entry = {
+    settings = {
         "model": args.clip_model if not args.clip_model.endswith(".json") else Path(args.clip_model).stem,
         "pretrained": pretrained_label(args.clip_pretrained),
         "weights_sha256": weights_fingerprint(args.clip_pretrained),  # the content: file names are all alike
@@ -128,6 +124,17 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
         "layer": args.layer,
         "num_frames": args.num_frames,
         "fps": args.fps,
+    }
+    if not pending:  # nothing to extract, but other settings than the folder's are still refused
+        if done:
+            check_settings(out, "video", settings, CHECKED_KEYS)
+        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
+
+    if encoder is None:
+        encoder = load_clip(args.clip_model, args.clip_pretrained, layer=args.layer, device=args.device,
+                            precision=args.precision, quick_gelu=args.quick_gelu)
+    entry = {
+        **settings,
         "sampling": "uniform: middle frame of num_frames equal segments (videoblip2.extract.sample_frame_indices)",
         "trim": args.trim,
         "image_size": list(encoder.image_size),

@@ -41,11 +41,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self._checks.append(check)
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments: "):
-            message = self._unknown(message[len("unrecognized arguments: "):].split())
+        # an unknown flag first: a misspelled --featuers also makes --features "required"
+        unknown = self._unknown_flags()
+        if unknown or message.startswith("unrecognized arguments: "):
+            message = self._unknown(unknown or message[len("unrecognized arguments: "):].split())
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
+    def _unknown_flags(self) -> list[str]:
+        """The flags of the command line being parsed that this parser does not know (abbreviations are known)."""
+        known = list(self._option_string_actions)
+        unknown = []
+        for token in getattr(self, "_argv", None) or []:
+            if token == "--":
+                break
+            if not token.startswith("-") or len(token) < 2 or self._negative_number_matcher.match(token):
+                continue
+            name = token.split("=", 1)[0]
+            if name not in known and not (name.startswith("--") and any(k.startswith(name) for k in known)):
+                unknown.append(name)
+        return unknown
+
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)
         parsed, extra = self.parse_known_args(args, namespace)
         if extra:
             self.error(self._unknown(extra))

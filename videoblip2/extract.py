@@ -201,6 +201,34 @@ def check_segment(segment: Segment | None) -> Segment | None:
     return segment
 
 
+def segment_in_video(path: str | os.PathLike, segment: Segment) -> tuple[Segment, str | None]:
+    """The part of a clip's ``segment`` (seconds) that the video at ``path`` holds, and a note if it was cut.
+
+    Both extractors use it, so they agree: a segment starting at or after the end of the video is an
+    ExtractionError (a failure, not silence); one that runs past the end is cut to the end, and the note
+    (``"segment 5-15 s runs past the end of the video (12.0 s): features of 5-12 s"``) says so. A container
+    that does not record its duration is taken at its word (the segment as given).
+
+    Raises:
+        ExtractionError: the file cannot be opened, or the segment lies outside the video.
+    """
+    check_segment(segment)
+    with _open_media(path) as container:
+        duration = container.duration / 1_000_000 if container.duration else None  # AV_TIME_BASE units
+        if duration is None and container.streams.video:
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+    start, end = segment
+    if duration is None or end <= duration + _SEGMENT_TOLERANCE:
+        return segment, None
+    if start >= duration - _SEGMENT_TOLERANCE:
+        raise ExtractionError(f"{path}: the segment {start:g}-{end:g} s starts after the end of the video "
+                              f"({duration:.2f} s)")
+    return (start, duration), (f"segment {start:g}-{end:g} s runs past the end of the video ({duration:.2f} s): "
+                               f"features of {start:g}-{duration:.2f} s")
+
+
 def probe_video(path: str | os.PathLike, segment: Segment | None = None) -> tuple[int, float | None]:
     """(frame count, native fps) of the first video stream; the count is the container's, else one per packet.
 

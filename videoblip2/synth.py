@@ -863,4 +863,6 @@ def main(argv: Sequence[str] | None = None) -> SynthSummary:
 
 
 if __name__ == "__main__":
-    main()
+    from .cli import cli
+
+    cli(main)  # a full disk or a bad --out: one line, exit 2
