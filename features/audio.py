@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                        help="fp16/bf16 autocast on a GPU (the spectrogram front end is happiest in fp32)")
     windows = parser.add_argument_group("windows")
-    windows.add_argument("--window", type=positive_float, default=DEFAULT_WINDOW_S, help="window length, seconds (<= 10)")
+    windows.add_argument("--window", type=positive_float, default=DEFAULT_WINDOW_S,
+                         help="window length, seconds (<= 10)")
     windows.add_argument("--hop", type=positive_float, default=DEFAULT_HOP_S, help="hop between window starts, seconds")
     windows.add_argument("--max-windows", type=non_negative_int, default=DEFAULT_MAX_WINDOWS,
                          help="longer tracks get this many windows spread evenly (0: no limit)")
@@ -130,6 +131,10 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     from videoblip2.data import NO_AUDIO_SUFFIX
     from videoblip2.extract import load_clap
 
+    from videoblip2.sources import check_clap_source
+
+    # a missing or offline-only weights source: one line, before the videos are listed
+    check_clap_source(args.clap_model, args.clap_pretrained)
     out = Path(args.out)
     folder = out / "audio"
     shard_index, shard_count = parse_shard(args.shard)

@@ -33,6 +33,7 @@ from features.args import TRIM_MODES, add_common_arguments  # noqa: F401  (re-ex
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
+from videoblip2.sources import SourceError
 
 META_NAME = "meta.json"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -588,7 +589,7 @@ def cli_main(run: Callable[[argparse.Namespace], "RunSummary"], args: argparse.N
         logging.getLogger("features").setLevel(logging.INFO)
     try:
         summary = run(args)
-    except (InputError, ExtractorModelError, MetaMismatchError) as e:
+    except (InputError, ExtractorModelError, MetaMismatchError, SourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -105,6 +105,10 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     )
     from videoblip2.extract import load_clip
 
+    from videoblip2.sources import check_clip_source
+
+    # a missing or offline-only weights source: one line, before the videos are listed
+    check_clip_source(args.clip_model, args.clip_pretrained)
     out = Path(args.out)
     folder = out / "video"
     shard_index, shard_count = parse_shard(args.shard)

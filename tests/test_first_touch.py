@@ -136,7 +136,8 @@ def test_train_sources_are_checked_first(synth_data, tmp_path, capsys, monkeypat
                                  "Flan-T5 model); check the path\n")
     code, err = _train_ce_exit(capsys, [*data, "--out", str(out), "--t5", "google/flan-t5-nothing-like-it"])
     assert code == 2 and err.startswith("error: SourceError: --t5 google/flan-t5-nothing-like-it: no Flan-T5 model "
-                                        "there: not a local path, not in the Hugging Face cache, and the Hub is offline")
+                                        "there: not a local path, not in the Hugging Face cache, and the Hub is "
+                                        "offline")
     assert "huggingface-cli download google/flan-t5-nothing-like-it" in err and err.count("\n") == 1
     # the config's default T5 (flan-t5-base) is checked too when no --t5 is given
     code, err = _train_ce_exit(capsys, [*data, "--out", str(out), "--bert", str(tmp_path / "bert")])
@@ -188,9 +189,14 @@ def test_caption_checks_inputs_before_any_model_loads(tmp_path, capsys, monkeypa
     assert capsys.readouterr().err == f"error: {tmp_path / 'nope.mp4'}: no such video file or folder\n"
     common = [str(media["tone"]), "--model", str(tmp_path)]
     assert caption.main([*common, "--clip-model", tiny_files["clip_config"], "--clip-pretrained", "w/nope.pt"]) == 2
-    assert capsys.readouterr().err == "error: --clip-pretrained w/nope.pt: no such CLIP checkpoint file; check the path\n"
+    assert capsys.readouterr().err == ("error: --clip-pretrained w/nope.pt: no such CLIP checkpoint file; "
+                                       "check the path\n")
     assert caption.main([*common, "--clap-pretrained", str(tmp_path / "c.pt")]) == 2
     assert "--clap-pretrained" in capsys.readouterr().err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the default --clip-pretrained openai is a download
+    assert caption.main(common) == 2
+    assert capsys.readouterr().err.startswith("error: --clip-pretrained openai: open_clip would download these "
+                                              "weights (Hugging Face timm/vit_large_patch14_clip_224.openai)")
     with pytest.raises(SystemExit) as stop:
         caption.parse_args([*common, "--question", " "])
     assert stop.value.code == 2 and "argument --question: must not be empty" in capsys.readouterr().err

@@ -789,6 +789,7 @@ def load_clap(
     if ckpt:
         load_clap_audio_weights(model, ckpt)
     else:
-        logger.warning("CLAP %s with RANDOM weights (no --clap-pretrained): features are only good for benchmarks", amodel)
+        logger.warning("CLAP %s with RANDOM weights (no --clap-pretrained): features are only good for benchmarks",
+                       amodel)
     model.to(auto_device(device))
     return ClapWindowEncoder(model, config, precision=precision, name=amodel, ckpt=ckpt or "")

@@ -107,8 +107,26 @@ def check_clip_source(model: str, pretrained: str | None, *, model_flag: str = "
     """The CLIP architecture (name or .json) and weights (tag or file) exist; a tag is checked by `load_clip`."""
     if model.endswith(".json"):
         check_file(model, model_flag, what="CLIP model-config .json")
-    if pretrained and pretrained.lower() != "none" and looks_like_path(pretrained):
+    if not pretrained or pretrained.lower() == "none":
+        return
+    if looks_like_path(pretrained) or os.path.exists(pretrained):
         check_file(pretrained, pretrained_flag, what="CLIP checkpoint")
+    elif not model.endswith(".json") and _offline():
+        _check_clip_tag_cached(model, pretrained, pretrained_flag)
+
+
+def _check_clip_tag_cached(model: str, tag: str, flag: str) -> None:
+    """Offline, an open_clip tag (``openai``) works only if its weights are in the Hugging Face cache."""
+    import open_clip  # (imports torch: only reached for a download tag while offline)
+
+    cfg = open_clip.get_pretrained_cfg(model.replace("/", "-"), tag)
+    repo = (cfg or {}).get("hf_hub", "").strip("/")
+    if not repo:
+        return  # an unknown tag or a URL-only one: load_clip names the known tags
+    if not _cached(repo, ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")):
+        raise SourceError(f"{flag} {tag}: open_clip would download these weights (Hugging Face {repo}) but the Hub "
+                          f"is offline (HF_HUB_OFFLINE) and they are not in the cache; pass a local copy: "
+                          f"{flag} FILE (open_clip_model.safetensors of {repo}; add --quick-gelu for OpenAI weights)")
 
 
 def check_clap_source(model: str, pretrained: str | None, *, model_flag: str = "--clap-model",
