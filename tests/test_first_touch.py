@@ -74,6 +74,7 @@ def test_old_flag_names_still_work_with_a_note(capsys):
     assert "note: --ckpt is deprecated, use --clap-pretrained" in capsys.readouterr().err
     args = caption.parse_args(["v.mp4", "--model", "m", "--clip", "x.json", "--clap", "c.pt"])
     assert (args.clip_model, args.clap_pretrained, args.model) == ("x.json", "c.pt", "m")
+    assert "note: --clap is deprecated, use --clap-pretrained" in capsys.readouterr().err
     assert caption.parse_args(["v.mp4", "--model", "m"]).clap_pretrained is None
     # the new names, without a note
     args = video.parse_args(["v.mp4", "--out", "f", "--clip-model", "a.json", "--clip-pretrained", "w.pt"])
@@ -191,8 +192,10 @@ def test_caption_checks_inputs_before_any_model_loads(tmp_path, capsys, monkeypa
     assert caption.main([*common, "--clip-model", tiny_files["clip_config"], "--clip-pretrained", "w/nope.pt"]) == 2
     assert capsys.readouterr().err == ("error: --clip-pretrained w/nope.pt: no such CLIP checkpoint file; "
                                        "check the path\n")
-    assert caption.main([*common, "--clap-pretrained", str(tmp_path / "c.pt")]) == 2
-    assert "--clap-pretrained" in capsys.readouterr().err
+    clip = ["--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"]]
+    assert caption.main([*common, *clip, "--clap-pretrained", str(tmp_path / "c.pt")]) == 2
+    assert capsys.readouterr().err == f"error: --clap-pretrained {tmp_path / 'c.pt'}: no such CLAP checkpoint file; " \
+                                      "check the path\n"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the default --clip-pretrained openai is a download
     assert caption.main(common) == 2
     assert capsys.readouterr().err.startswith("error: --clip-pretrained openai: open_clip would download these "
