@@ -67,9 +67,11 @@ class DecodeFrames:
         from videoblip2.extract import decode_frames, segment_in_video
 
         segment, cut = segment_in_video(item.path, item.segment) if item.segment else (None, None)
+        info: dict[str, Any] = {}
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads, segment=segment)
-        return {"frames": torch.from_numpy(frames), **({"cut_short": cut} if cut else {})}  # (T, S, S, 3) uint8
+                               threads=self.threads, segment=segment, info=info)
+        return {"frames": torch.from_numpy(frames), "orientation": info["orientation"],  # (T, S, S, 3) uint8
+                **({"cut_short": cut} if cut else {})}
 
 
 def pretrained_label(pretrained: str | None) -> str:
@@ -144,6 +146,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
         "image_size": list(encoder.image_size),
         "dim": encoder.dim,
         "dtype": "float16",
+        **encoder.describe(),  # normalization, preprocessing, precision
     }
     update_meta(out, "video", entry, CHECKED_KEYS, has_features=bool(done))
 

@@ -34,6 +34,7 @@ from .defaults import (
     DEFAULT_WINDOW_S,
     VIDEO_EXTENSIONS,
 )
+from .ids import check_video_id
 
 if TYPE_CHECKING:  # torch and the extractors load after the arguments are parsed (`--help` answers at once)
     import torch
@@ -62,6 +63,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
 
     Raises:
         FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+        UnsafeIdError: a file whose stem (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
     from .extract import videos_in
 
@@ -73,6 +75,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
                 raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
             out += [str(f) for f in found]
         else:
+            check_video_id(Path(path).stem, f"{path}: file name")  # the video_id of its result
             out.append(path)
     return out
 
@@ -123,6 +126,7 @@ def caption_videos(
         raise ValueError("give a prompt or a question, not both")
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    paths = expand_folders(paths)  # before any model is loaded: a bad file name (video id) is refused first
     if isinstance(model, (str, os.PathLike)):
         from .modeling import VideoBLIP2
 
@@ -137,7 +141,6 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
-    paths = expand_folders(paths)
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
@@ -179,7 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("videos", nargs="+", help="video files or folders (searched recursively for videos)")
-    parser.add_argument("--model", required=True, help="VideoBLIP2 save_pretrained directory (or Hub id)")
+    parser.add_argument("--model", required=True,
+                        help="VideoBLIP2 save_pretrained directory or Hugging Face Hub id (org/name)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
     clip.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL, help="open_clip architecture or model-config .json")

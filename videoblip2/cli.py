@@ -174,7 +174,8 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
 _USER_ERRORS = (("videoblip2.sources", "SourceError"), ("videoblip2.annotations", "AnnotationError"),
                 ("videoblip2.data", "FeatureError"), ("videoblip2.data", "DataError"),
                 ("videoblip2.config", "ConfigError"), ("videoblip2.modeling", "CheckpointError"),
-                ("videoblip2.blip2_init", "CheckpointError"), ("videoblip2.extract", "ExtractorModelError"))
+                ("videoblip2.blip2_init", "CheckpointError"), ("videoblip2.extract", "ExtractorModelError"),
+                ("videoblip2.ids", "UnsafeIdError"))
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .annotations import (
     AnnotationError,
+    QAItem,
     add_ann_format_argument,
     is_qa_annotation,
     load_annotations,
@@ -190,7 +191,8 @@ def predict_answers(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m videoblip2.predict",
                        description="Caption pre-extracted features with a trained VideoBLIP2.")
-    p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
+    p.add_argument("--model", required=True,
+                   help="a save_pretrained directory (e.g. runs/x/best) or a Hugging Face Hub id (org/name)")
     p.add_argument("--features", required=True, help="features directory with video/ and audio/")
     p.add_argument("--ann", help="annotation file naming the videos to caption (else every video file)")
     p.add_argument("--split", default=None,
@@ -241,11 +243,13 @@ def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
     return answers
 
 
-def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, str]:
-    """The QA branch of `main`: every question of --ann answered, written with save_qa_predictions."""
+def answer_questions(args: argparse.Namespace, model: VideoBLIP2,
+                     items: Sequence[QAItem] | None = None) -> dict[str, str]:
+    """The QA branch of `main`: every question of --ann (``items``, read by `main`) answered, written with
+    save_qa_predictions."""
     from .data import QADataset
 
-    items = load_qa_annotations(args.ann)
+    items = load_qa_annotations(args.ann) if items is None else items
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
@@ -285,6 +289,14 @@ def check_inputs(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
     check_inputs(args)
+    # the annotation before the model: a malformed file or an unsafe video id is refused before any work
+    questions = load_qa_annotations(args.ann) if args.ann and is_qa_annotation(args.ann) else None
+    if questions is None and (args.closed_vocabulary or args.candidates):
+        raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
+                              "not a QA annotation file")
+    # videos without reference captions (VATEX's public test file) can be captioned all the same
+    references = (load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+                  if args.ann and questions is None else None)
     import torch
 
     from .data import VideoDataset
@@ -293,14 +305,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
-    if args.ann and is_qa_annotation(args.ann):
-        return answer_questions(args, model)
-    if args.closed_vocabulary or args.candidates:
-        raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
-                              "not a QA annotation file")
-    if args.ann:
-        # videos without reference captions (VATEX's public test file) can be captioned all the same
-        references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+    if questions is not None:
+        return answer_questions(args, model, questions)
+    if references is not None:
         video_ids = list(references)
         unscored = sum(not captions for captions in references.values())
         if unscored:
