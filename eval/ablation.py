@@ -78,7 +78,7 @@ def format_side_by_side(results: dict[str, dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    from videoblip2.predict import check_inputs
+    from videoblip2.predict import check_inputs, check_sources
 
     conditions = args.conditions
     check_inputs(args)
@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     references = load_annotations(args.ann, args.split, args.ann_format, as_written=True)
+    check_sources(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     dataset = VideoDataset(model_feature_store(model, args.features, list(references), args.device))
     decoding = DecodingOptions.from_args(args)

@@ -276,14 +276,22 @@ def ablation_meta(args: argparse.Namespace) -> dict:
 def check_inputs(args: argparse.Namespace) -> None:
     """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
     given as --out would otherwise be found after every video was captioned)."""
-    from .sources import check_features_folder, check_videoblip2_source
+    from .sources import check_features_folder
 
     check_writable_file(args.out)
-    check_features_folder(args.features, "--features")
-    if getattr(args, "model", None):
-        check_videoblip2_source(args.model, "--model")
+    if not Path(args.features).is_dir():
+        check_features_folder(args.features, "--features")  # names the missing folder
     if getattr(args, "ann", None) and not Path(args.ann).exists():
         raise FileNotFoundError(f"--ann {args.ann}: no such annotation file")
+
+
+def check_sources(args: argparse.Namespace) -> None:
+    """Before the model loads (after the annotation, whose errors come first): the features folder holds
+    features and --model is a model folder or a resolvable Hub id (`videoblip2.sources`)."""
+    from .sources import check_features_folder, check_videoblip2_source
+
+    check_features_folder(args.features, "--features")
+    check_videoblip2_source(args.model, "--model")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
@@ -297,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     # videos without reference captions (VATEX's public test file) can be captioned all the same
     references = (load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
                   if args.ann and questions is None else None)
+    check_sources(args)
     import torch
 
     from .data import VideoDataset
