@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from videoblip2.annotations import add_ann_format_argument
+from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
 from videoblip2.cli import non_negative_int, positive_int
 
 TRIM_MODES = ("name", "ann")
@@ -20,6 +20,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch
     io.add_argument("--video-dir", help="folder of the videos named in an annotation input")
     io.add_argument("--split", help="split of an annotation input with splits (train / validate / test)")
     add_ann_format_argument(io)
+    add_qa_mapping_argument(io)
     io.add_argument("--trim", choices=TRIM_MODES, default=None,
                     help="the annotated clips are segments of full videos {video-dir}/{youtube_id}.*: take each "
                          "clip's frames/audio from its segment only, the times parsed from the clip name "

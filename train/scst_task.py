@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.scst import scst_advantages, scst_loss
+from train.scst import LOSS_NORMS, scst_advantages, scst_loss
 from train.tasks import StepOutput, Task
 from train.validation import model_inputs
 from videoblip2.data import VideoDataset
@@ -44,7 +44,8 @@ class SCSTTask(Task):
     plot_keys = ("reward_mean", "reward_greedy", "adv_abs_mean")
 
     def __init__(self, videos: VideoDataset, cider, refs: Mapping[str, Sequence[str]] | None, *, baseline: str,
-                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False):
+                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False,
+                 loss_norm: str = "sequence"):
         self.videos = videos
         self.num_items = len(videos)
         self.cider = cider
@@ -54,6 +55,9 @@ class SCSTTask(Task):
         self.temperature = temperature
         self.max_new_tokens = max_new_tokens
         self.block_bad_endings = block_bad_endings
+        if loss_norm not in LOSS_NORMS:
+            raise ValueError(f"loss_norm must be one of {LOSS_NORMS}, got {loss_norm!r}")
+        self.loss_norm = loss_norm
 
     def normalizer(self, indices: np.ndarray) -> float:
         return float(len(indices) * self.num_samples)
@@ -83,8 +87,12 @@ class SCSTTask(Task):
             greedy = torch.as_tensor(self.reward(out.greedy_captions, ids, out.greedy_ended.tolist()),
                                      dtype=torch.float32)  # (B,)
         advantages = scst_advantages(rewards, self.baseline, greedy)  # (B, K)
-        loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=1.0)
         n = float(rewards.numel())
+        # sequence: the trainer divides the summed -A*log p by the samples of the global batch. token: by their
+        # tokens instead (self-critical.pytorch's RewardCriterion), counted per micro-batch: the sum is scaled
+        # by samples / tokens of this micro-batch (one micro-batch on one process: exactly the token mean).
+        scale = 1.0 if self.loss_norm == "sequence" else float(out.token_mask.sum()) / n
+        loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=scale)
         distinct = sum(len(set(out.captions[i * k:(i + 1) * k])) for i in range(len(ids))) / k
         metrics = {
             "loss": (loss_sum.item(), n),
