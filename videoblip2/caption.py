@@ -483,9 +483,9 @@ def check_inputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
             raise UsageError("give video files or --questions FILE, not both")
         pairs: list[tuple[str, str | None]] = list(read_questions(args.questions))
         for path, _ in pairs:
+            check_video_id(Path(path).stem, f"--questions {args.questions}: {path}: file name")
             if not os.path.exists(path):
                 raise FileNotFoundError(f"--questions {args.questions}: {path}: no such video file")
-            check_video_id(Path(path).stem, f"--questions {args.questions}: {path}: file name")
     elif not args.videos:
         raise UsageError("give video files or folders, or --questions FILE")
     else:
