@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python bench/...` from anywhere
 
-from eval.cider import CiderD, tokenize  # noqa: E402
+from videoblip2.eval.cider import CiderD, tokenize  # noqa: E402
 from videoblip2.fileio import atomic_write_json
 
 SUBJECTS = [f"{a} {n}" for a in ("a", "the", "a young", "an old", "a little") for n in (

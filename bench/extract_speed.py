@@ -32,9 +32,9 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from features import audio as audio_cli  # noqa: E402
-from features import video as video_cli  # noqa: E402
-from features.common import VideoItem  # noqa: E402
+from videoblip2.features import audio as audio_cli  # noqa: E402
+from videoblip2.features import video as video_cli  # noqa: E402
+from videoblip2.features.common import VideoItem  # noqa: E402
 from videoblip2.extract import (  # noqa: E402
     DEFAULT_HOP_S,
     DEFAULT_MAX_WINDOWS,

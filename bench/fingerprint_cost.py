@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from features.common import weights_fingerprint  # noqa: E402
+from videoblip2.features.common import weights_fingerprint  # noqa: E402
 from videoblip2.fileio import atomic_write_json  # noqa: E402
 
 

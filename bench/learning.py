@@ -28,8 +28,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval.coco import compute_metrics  # noqa: E402
-from train import train_ce, train_scst  # noqa: E402
+from videoblip2.eval.coco import compute_metrics  # noqa: E402
+from videoblip2.train import train_ce, train_scst  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
 from videoblip2.data import FeatureStore, VideoDataset, ablate_features  # noqa: E402

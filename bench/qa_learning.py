@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from eval.coco import compute_metrics  # noqa: E402
-from eval.qa import qa_scores  # noqa: E402
-from train import train_ce  # noqa: E402
+from videoblip2.eval.coco import compute_metrics  # noqa: E402
+from videoblip2.eval.qa import qa_scores  # noqa: E402
+from videoblip2.train import train_ce  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations, load_qa_annotations  # noqa: E402
 from videoblip2.data import FeatureStore, QADataset, VideoDataset, ablate_features  # noqa: E402

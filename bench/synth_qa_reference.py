@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python bench/...` from anywhere
 
-from eval.evaluate import main as evaluate  # noqa: E402
+from videoblip2.eval.evaluate import main as evaluate  # noqa: E402
 from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_qa_annotations, save_qa_predictions  # noqa: E402
 from videoblip2.fileio import atomic_write_json

@@ -44,7 +44,7 @@ from videoblip2.fileio import atomic_write_json
 def cider_metrics(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
     """BLEU-4, ROUGE-L, CIDEr with eval.coco (PTB tokenizer); pycocoevalcap's Cider directly without Java."""
     try:
-        from eval.coco import JavaNotFoundError, compute_metrics
+        from videoblip2.eval.coco import JavaNotFoundError, compute_metrics
     except ImportError:
         compute_metrics = None
     if compute_metrics is not None:

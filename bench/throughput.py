@@ -77,8 +77,8 @@ from transformers import (  # noqa: E402
 )
 
 from bench.cider_speed import EXTRA, OBJECTS, PLACES, SUBJECTS, VERBS, make_data  # noqa: E402
-from eval.cider import CiderD  # noqa: E402
-from train.scst import scst_advantages, scst_loss  # noqa: E402
+from videoblip2.eval.cider import CiderD  # noqa: E402
+from videoblip2.train.scst import scst_advantages, scst_loss  # noqa: E402
 from videoblip2.config import (  # noqa: E402
     FLAN_T5_BASE_ARCHITECTURE,
     LoRAConfig,

@@ -67,7 +67,7 @@ def synth_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_init_dir(synth_data, tmp_path_factory):
     """A saved tiny model (dropout on), so that independent runs start from identical weights and tokenizers."""
-    from train.model_setup import build_tiny
+    from videoblip2.train.model_setup import build_tiny
     from videoblip2.annotations import load_annotations
 
     ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")

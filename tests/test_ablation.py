@@ -65,8 +65,8 @@ def test_predict_ablate_reaches_the_model_for_captions_and_answers(synth_data, t
 
 
 def test_eval_ablation_side_by_side_equals_evaluate(synth_data, tiny_init_dir, tmp_path, capsys, one_torch_thread):
-    from eval import ablation
-    from eval.evaluate import main as evaluate
+    from videoblip2.eval import ablation
+    from videoblip2.eval.evaluate import main as evaluate
 
     out = tmp_path / "ablation.json"
     report = ablation.main(["--model", str(tiny_init_dir), "--features", str(synth_data), "--ann",
@@ -92,7 +92,7 @@ def test_eval_ablation_side_by_side_equals_evaluate(synth_data, tiny_init_dir, t
 
 
 def test_eval_ablation_rejects_unknown_conditions(capsys):
-    from eval import ablation
+    from videoblip2.eval import ablation
 
     with pytest.raises(SystemExit) as exit_info:
         ablation.parse_args(["--model", "m", "--features", "f", "--ann", "a", "--out", "o", "--conditions", "full,sound"])

@@ -40,7 +40,7 @@ def test_predictions_simulated_enospc(tmp_path, monkeypatch):
 
 
 def test_metrics_json(tmp_path, monkeypatch):
-    from eval.evaluate import main
+    from videoblip2.eval.evaluate import main
 
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps([{"video_id": "video1", "caption": "a man is cooking"},
@@ -56,7 +56,7 @@ def test_metrics_json(tmp_path, monkeypatch):
 
 
 def test_top5_file(tmp_path, monkeypatch):
-    from train.make_top5 import write_records
+    from videoblip2.train.make_top5 import write_records
 
     write_records({"v": ["old"]}, tmp_path / "top5.json")
     enospc_on_fsync(monkeypatch)
@@ -67,7 +67,7 @@ def test_top5_file(tmp_path, monkeypatch):
 
 
 def test_plot_and_log(tmp_path, monkeypatch):
-    from train.logger import JsonlLog, plot_log
+    from videoblip2.train.logger import JsonlLog, plot_log
 
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps({"type": "train", "step": s, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3)))

@@ -11,7 +11,7 @@ import pytest
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider.cider_scorer import CiderScorer
 
-from eval.cider import CiderD, tokenize
+from videoblip2.eval.cider import CiderD, tokenize
 
 WORDS = ("a man woman dog cat is are the in on kitchen street playing cooking running talking "
          "music car red blue and with to of video shows").split()

@@ -149,3 +149,21 @@ def test_documented_python_m_commands_exist_in_a_clone():
             "eval.evaluate", "eval.ablation"} <= ours
     for module in ours:
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_old_top_level_places_forward_to_the_moved_modules():
+    """features/, train/, eval/ hold thin forwards only: `python -m train.train_ce` runs videoblip2.train.train_ce,
+    `import train.train_ce` is that module."""
+    forwards = [p for pkg in ("features", "train", "eval") for p in (REPO / pkg).glob("*.py") if p.name != "__init__.py"]
+    assert {f"{p.parent.name}.{p.stem}" for p in forwards} >= {
+        "features.video", "features.audio", "train.train_ce", "train.make_top5", "train.train_scst", "train.recipe",
+        "eval.evaluate", "eval.ablation"}
+    for path in forwards:
+        text = path.read_text()
+        target = re.search(r"(?:run_module\(|from )\"?(videoblip2\.[\w.]+)", text).group(1)
+        assert importlib.util.find_spec(target) is not None, path
+        assert len(text.splitlines()) <= 12, f"{path} is more than a forward"
+    import train.train_ce
+    import videoblip2.train.train_ce
+
+    assert train.train_ce is videoblip2.train.train_ce

@@ -333,8 +333,8 @@ def _write_dataset(fmt, root, splits):
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("fmt", ["msvd", "vatex", "valor", "csv"])
 def test_load_train_predict_evaluate(fmt, synth_data, tiny_init_dir, tmp_path):
-    from eval import evaluate
-    from train import train_ce
+    from videoblip2.eval import evaluate
+    from videoblip2.train import train_ce
     from videoblip2 import predict
 
     # the synthetic videos under this data set's kind of id, with their synthetic captions
@@ -376,7 +376,7 @@ def test_load_train_predict_evaluate(fmt, synth_data, tiny_init_dir, tmp_path):
 
 
 def test_vatex_test_file_without_captions_is_captioned_not_scored(synth_data, tiny_init_dir, tmp_path, capsys):
-    from eval import evaluate
+    from videoblip2.eval import evaluate
     from videoblip2 import predict
 
     features = tmp_path / "features"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train import train_ce
-from train.model_setup import build_tiny
+from videoblip2.train import train_ce
+from videoblip2.train.model_setup import build_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from features import audio as audio_cli
-from features import video as video_cli
-from features.common import (
+from videoblip2.features import audio as audio_cli
+from videoblip2.features import video as video_cli
+from videoblip2.features.common import (
     InputError,
     RowBatcher,
     list_videos,

@@ -17,9 +17,9 @@ import pytest
 import torch
 from faults import enospc_on_fsync, read_only, small_tmpfs
 
-from features import audio as audio_cli
-from features import common
-from features import video as video_cli
+from videoblip2.features import audio as audio_cli
+from videoblip2.features import common
+from videoblip2.features import video as video_cli
 from videoblip2 import extract
 from videoblip2.data import FeatureFileError, FeatureStore
 

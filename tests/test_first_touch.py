@@ -52,7 +52,7 @@ for module in {COMMANDS!r}:
 
 
 def test_misspelled_flag_names_the_closest_valid_flag(capsys):
-    from train import train_ce
+    from videoblip2.train import train_ce
 
     with pytest.raises(SystemExit) as stop:
         train_ce.parse_args(["--tiny", "--featuers", "data", "--ann", "a.json", "--out", "o"])
@@ -62,7 +62,7 @@ def test_misspelled_flag_names_the_closest_valid_flag(capsys):
 
 
 def test_old_flag_names_still_work_with_a_note(capsys):
-    from features import audio, video
+    from videoblip2.features import audio, video
     from videoblip2 import caption
 
     args = video.parse_args(["v.mp4", "--out", "f", "--model", "a.json", "--pretrained", "w.pt"])
@@ -110,7 +110,7 @@ def test_decoding_options_refuse_what_the_flags_refuse():
 
 
 def _train_ce_exit(capsys, argv):
-    from train import train_ce
+    from videoblip2.train import train_ce
 
     with pytest.raises(SystemExit) as stop:
         train_ce.main(argv)
@@ -120,7 +120,7 @@ def _train_ce_exit(capsys, argv):
 @pytest.fixture
 def no_model_stack(monkeypatch):
     """Any model built means the check came too late."""
-    from train import launch
+    from videoblip2.train import launch
 
     def refuse(*args, **kwargs):
         raise AssertionError("training started before the sources were checked")
@@ -167,7 +167,7 @@ def test_wrong_features_and_out_are_one_line_before_the_model(synth_data, tmp_pa
 
 
 def test_a_run_failing_before_training_leaves_no_empty_out(synth_data, tmp_path, capsys):
-    from train import train_ce
+    from videoblip2.train import train_ce
 
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps([{"video_id": "not_there", "caption": "a caption"}]))
@@ -248,7 +248,7 @@ def test_tiny_extractors_fit_the_default_windows_and_warn_nothing(tmp_path):
 
 
 def test_checkpointable_parts_are_the_models():
-    from train import train_ce
+    from videoblip2.train import train_ce
     from videoblip2.modeling import CHECKPOINTABLE_PARTS
 
     assert train_ce.CHECKPOINTABLE_PARTS == CHECKPOINTABLE_PARTS
@@ -261,7 +261,7 @@ def test_torch_save_on_a_full_disk_is_disk_full_error(tmp_path):
     import torch
     from faults import small_tmpfs
 
-    from train.file_utils import atomic_write_dir
+    from videoblip2.train.file_utils import atomic_write_dir
     from videoblip2.fileio import DiskFullError
 
     def write_state(path):
@@ -276,7 +276,7 @@ def test_torch_save_on_a_full_disk_is_disk_full_error(tmp_path):
 
 def test_torch_save_disk_full_twin(tmp_path, monkeypatch):
     """The same on any machine: torch.save's zip writer raises a RuntimeError without errno on a full disk."""
-    from train.file_utils import atomic_write_dir
+    from videoblip2.train.file_utils import atomic_write_dir
     from videoblip2 import fileio
 
     def write_state(path):

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def tiny_run(synth_data, tmp_path_factory):
     """A train_ce run of the tiny model (3 steps) with its test predictions and metrics, as a run folder holds them."""
-    from eval import evaluate
-    from train import train_ce
+    from videoblip2.eval import evaluate
+    from videoblip2.train import train_ce
     from videoblip2 import predict
 
     run = tmp_path_factory.mktemp("hub_run") / "ce"

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from eval.cider import CiderD
-from train import make_top5
+from videoblip2.eval.cider import CiderD
+from videoblip2.train import make_top5
 from videoblip2.annotations import load_annotations
 
 ANNOTATIONS = {

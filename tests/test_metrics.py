@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-import eval.coco as coco
-from eval.cider import CiderD
-from eval.coco import JavaNotFoundError, compute_metrics
-from eval.evaluate import EvaluationError, main
+import videoblip2.eval.coco as coco
+from videoblip2.eval.cider import CiderD
+from videoblip2.eval.coco import JavaNotFoundError, compute_metrics
+from videoblip2.eval.evaluate import EvaluationError, main
 from videoblip2.annotations import save_predictions
 
 REFERENCES = {"video1": ["a man is cooking", "someone cooks"], "video2": ["a dog is running"]}
@@ -133,7 +133,7 @@ def test_evaluate_scores_like_pycocoevalcap_on_the_raw_files(tmp_path, capsys):
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    from eval.evaluate import cli
+    from videoblip2.eval.evaluate import cli
     from videoblip2.annotations import load_annotations, normalize_caption
 
     refs = {

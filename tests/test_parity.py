@@ -278,8 +278,8 @@ def test_extractors_record_what_the_features_are(tiny_files, tmp_path, capsys):
     """The summary counts the videos turned upright; meta.json says normalisation, preprocessing, precision."""
     import json
 
-    import features.audio as audio_cli
-    import features.video as video_cli
+    import videoblip2.features.audio as audio_cli
+    import videoblip2.features.video as video_cli
 
     videos = tmp_path / "videos"
     videos.mkdir()

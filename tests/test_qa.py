@@ -121,7 +121,7 @@ def _records(out, kind):
 @pytest.fixture(scope="module")
 def qa_init_dir(synth_data, qa_items, tmp_path_factory):
     """A saved tiny model (dropout on) whose tokenizers know the captions, the QA prompts and the answers."""
-    from train.model_setup import build_tiny
+    from videoblip2.train.model_setup import build_tiny
     from videoblip2.annotations import load_annotations
     from videoblip2.config import VideoBLIP2Config
 
@@ -144,7 +144,7 @@ def _qa_args(data, init):
 def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_init_dir, qa_items, tmp_path):
     import json
 
-    from train import train_ce
+    from videoblip2.train import train_ce
     from videoblip2.data import answer_vocabulary
 
     out = tmp_path / "qa"
@@ -166,7 +166,7 @@ def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_in
     assert info["step"] == vals[best]["step"] and info["qa_answers"] == answer_vocabulary(qa_items)
     assert info["qa_prompt_template"] == "Question: {question} Short answer:"
     # the validation accuracy is what eval.qa says about the saved model's answers
-    from eval.qa import qa_scores
+    from videoblip2.eval.qa import qa_scores
     from videoblip2.modeling import VideoBLIP2
     from videoblip2.predict import predict_answers
 
@@ -181,7 +181,7 @@ def test_qa_run_learns_validates_accuracy_and_keeps_best_by_it(synth_data, qa_in
 
 
 def test_mixed_task_table_and_batches(synth_data, qa_items, qa_model):
-    from train.tasks import MixedTask
+    from videoblip2.train.tasks import MixedTask
     from videoblip2.annotations import load_annotations
     from videoblip2.data import CaptionDataset
 
@@ -227,7 +227,7 @@ def test_mixed_task_table_and_batches(synth_data, qa_items, qa_model):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_multi_task_run_validates_both_and_keeps_best_by_the_named_metric(synth_data, qa_init_dir, tmp_path):
-    from train import train_ce
+    from videoblip2.train import train_ce
 
     out = tmp_path / "mixed"
     captions = ["--ann", str(synth_data / "train_val_videodatainfo.json")]
@@ -246,8 +246,8 @@ def test_multi_task_run_validates_both_and_keeps_best_by_the_named_metric(synth_
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_qa_run_interrupted_after_a_save_resumes_exactly(synth_data, qa_init_dir, tmp_path, monkeypatch):
-    from train import train_ce
-    from train.trainer import Trainer
+    from videoblip2.train import train_ce
+    from videoblip2.train.trainer import Trainer
 
     args = [*_qa_args(synth_data, qa_init_dir), "--max-steps", "8", "--save-every", "2"]
     reference = tmp_path / "reference"
@@ -279,10 +279,10 @@ def test_bf16_qa_run_with_closed_vocabulary_validation_reproduces(synth_data, tm
     closed-vocabulary validation run, and the reloaded model under autocast gives the same validation numbers."""
     from safetensors.torch import load_file
 
-    from train import train_ce
-    from train.data import feature_store
-    from train.distributed import DistInfo
-    from train.validation import QAValidator
+    from videoblip2.train import train_ce
+    from videoblip2.train.data import feature_store
+    from videoblip2.train.distributed import DistInfo
+    from videoblip2.train.validation import QAValidator
     from videoblip2.data import answer_vocabulary
     from videoblip2.modeling import VideoBLIP2
 
@@ -313,7 +313,7 @@ def test_predict_answers_a_qa_file_open_and_closed_vocabulary(synth_data, qa_ini
     import json
     import shutil
 
-    from eval import evaluate
+    from videoblip2.eval import evaluate
     from videoblip2 import predict
     from videoblip2.annotations import AnnotationError
     from videoblip2.data import answer_vocabulary
@@ -461,7 +461,7 @@ def test_qa_loss_weight_gives_per_task_means(synth_data, qa_items, qa_model):
     0.5 the answers' ~2 tokens carried ~14% of a pooled loss)."""
     import torch.nn.functional as F
 
-    from train.tasks import MixedTask
+    from videoblip2.train.tasks import MixedTask
     from videoblip2.annotations import load_annotations
     from videoblip2.data import CaptionDataset
 

@@ -175,9 +175,9 @@ def test_msvd_qa_release_layout_from_the_command_line(tmp_path):
     """MSVD-QA as released (train_qa.json, val_qa.json, youtube_mapping.txt in one folder, integer video ids):
     the mapping beside the files is found, or named with --qa-mapping, in train_ce, predict and the extractors
     (issue 19: they loaded the questions without it, so every id became videoN and nothing matched)."""
-    from features.common import list_videos
-    from train import train_ce
-    from train.data import load_qa_train_val
+    from videoblip2.features.common import list_videos
+    from videoblip2.train import train_ce
+    from videoblip2.train.data import load_qa_train_val
     from videoblip2 import predict
 
     release = tmp_path / "MSVD-QA"
@@ -210,7 +210,7 @@ def test_msvd_qa_release_layout_from_the_command_line(tmp_path):
         (videos / f"{clip}.avi").write_bytes(b"")
     items = list_videos([str(release / "train_qa.json")], str(videos), qa_mapping=str(moved))
     assert [(i.video_id, i.path) for i in items] == [(c, str(videos / f"{c}.avi")) for c in sorted(clips)]
-    from features import audio, video
+    from videoblip2.features import audio, video
 
     for module in (audio, video):
         parsed = module.parse_args([str(release / "train_qa.json"), "--out", "o", "--qa-mapping", str(moved)])

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from eval.evaluate import cli, main
-from eval.qa import majority_accuracy, normalize_answer, qa_scores
+from videoblip2.eval.evaluate import cli, main
+from videoblip2.eval.qa import majority_accuracy, normalize_answer, qa_scores
 from videoblip2.annotations import AnnotationError, QAItem, save_qa_predictions
 
 
@@ -125,7 +125,7 @@ def test_evaluate_cli_one_line_error_exit_2(tmp_path, avqa_file, capsys, records
 def test_two_choice_types_print_chance_and_the_question_only_prior():
     """A type mixing two-choice questions ("open or closed?", "up or down?") has a per-type majority below
     chance; the table prints the question-only prior and chance beside it (issue 19)."""
-    from eval.qa import format_qa_table, qa_scores
+    from videoblip2.eval.qa import format_qa_table, qa_scores
     from videoblip2.annotations import QAItem
 
     rows = [("Is the door open or closed?", "open"), ("Is the door open or closed?", "closed"),

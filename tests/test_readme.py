@@ -55,8 +55,8 @@ def test_readme_shell_example_runs(index, tmp_path):
         lines = [line.split("\t") for line in run.stdout.splitlines() if "\t" in line]
         assert sorted(Path(path).name for path, _ in lines) == ["mute.mp4", "tone.mp4"]
         assert all(caption.strip() and not caption.startswith("ERROR") for _, caption in lines)
-    if "features.video" in SHELL_BLOCKS[index]:
+    if "videoblip2.features.video" in SHELL_BLOCKS[index]:
         assert sorted(p.name for p in (tmp_path / "features" / "video").glob("*.npy")) == ["mute.npy", "tone.npy"]
-    if "features.audio" in SHELL_BLOCKS[index]:
+    if "videoblip2.features.audio" in SHELL_BLOCKS[index]:
         assert (tmp_path / "features" / "audio" / "tone.npy").is_file()
         assert (tmp_path / "features" / "audio" / "mute.noaudio.json").is_file()

@@ -12,8 +12,8 @@ import torch
 import transformers
 from torch import nn
 
-from train.distributed import DistInfo
-from train.model_setup import build_model
+from videoblip2.train.distributed import DistInfo
+from videoblip2.train.model_setup import build_model
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.modeling import VideoBLIP2
 
@@ -75,7 +75,7 @@ def test_every_process_gets_its_own_random_stream_after_building(local_sources, 
 
 def test_plotting_without_matplotlib_warns_once_and_the_run_finishes(synth_data, tiny_init_dir, tmp_path,
                                                                      monkeypatch, capsys):
-    from train import train_ce
+    from videoblip2.train import train_ce
 
     real_import = builtins.__import__
 

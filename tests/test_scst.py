@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.scst import scst_advantages, scst_loss, sequence_logprobs
+from videoblip2.train.scst import scst_advantages, scst_loss, sequence_logprobs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,7 +97,7 @@ def _records(out, kind):
 
 
 def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path):
-    from train import make_top5, train_scst
+    from videoblip2.train import make_top5, train_scst
     from videoblip2.modeling import VideoBLIP2
 
     top5 = tmp_path / "top5.json"
@@ -134,7 +134,7 @@ def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path)
 def test_train_scst_defaults_greedy_baseline_and_top5_built_like_make_top5(synth_data, tiny_init_dir, tmp_path,
                                                                           capsys):
     """No --baseline/--refs/--top5: the design's greedy baseline on top-5 references built next to the run."""
-    from train import make_top5, train_scst
+    from videoblip2.train import make_top5, train_scst
 
     args = train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x"))
     assert (args.baseline, args.refs, args.top5, args.eos_reward) == ("greedy", "top5", None, True)
@@ -155,8 +155,8 @@ def test_train_scst_defaults_greedy_baseline_and_top5_built_like_make_top5(synth
 
 def test_scst_reward_scores_the_end_of_sentence_of_finished_samples_only(synth_data):
     """The reward gives EOS to the samples that ended and not to those cut at the length limit."""
-    from eval.cider import CiderD
-    from train.scst_task import SCSTTask
+    from videoblip2.eval.cider import CiderD
+    from videoblip2.train.scst_task import SCSTTask
     from videoblip2.annotations import load_annotations
 
     ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
@@ -177,7 +177,7 @@ def test_scst_reward_scores_the_end_of_sentence_of_finished_samples_only(synth_d
 
 
 def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
-    from train import train_scst
+    from videoblip2.train import train_scst
 
     with pytest.raises(SystemExit):
         train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--refs", "full", "--top5", "f"))
@@ -191,7 +191,7 @@ def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
 def test_loss_norm_token_divides_by_the_sampled_tokens():
     """--loss-norm token: the micro-batch's summed -A * log p times samples / tokens, so that the trainer's
     division by the samples gives the token mean (self-critical.pytorch's RewardCriterion); sequence: as is."""
-    from train.scst_task import SCSTTask
+    from videoblip2.train.scst_task import SCSTTask
     from videoblip2.modeling import SampleOutput
 
     logprobs = torch.tensor([-2.0, -1.0, -4.0, -3.0], requires_grad=True)

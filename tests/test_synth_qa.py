@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from eval.evaluate import main as evaluate
-from eval.qa import qa_scores
+from videoblip2.eval.evaluate import main as evaluate
+from videoblip2.eval.qa import qa_scores
 from videoblip2 import synth
 from videoblip2.annotations import is_qa_annotation, load_annotations, load_qa_annotations, save_qa_predictions
 

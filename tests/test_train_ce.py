@@ -16,12 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train import train_ce
-from train.data import feature_store
-from train.errors import TrainingError
-from train.file_utils import atomic_write_dir, recover_dir
-from train.optim import QFORMER_FINETUNE_LR, build_optimizer, is_pretrained_part, no_decay, param_groups
-from train.validation import Validator
+from videoblip2.train import train_ce
+from videoblip2.train.data import feature_store
+from videoblip2.train.errors import TrainingError
+from videoblip2.train.file_utils import atomic_write_dir, recover_dir
+from videoblip2.train.optim import QFORMER_FINETUNE_LR, build_optimizer, is_pretrained_part, no_decay, param_groups
+from videoblip2.train.validation import Validator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(synth_data, tmp
     model = VideoBLIP2.from_pretrained(out / "best")
     val_ann = load_annotations(synth_data / "train_val_videodatainfo.json", "validate")
     args = train_ce.parse_args(["--tiny", *_data_args(synth_data), "--out", str(out)])
-    from train.distributed import DistInfo
+    from videoblip2.train.distributed import DistInfo
 
     dist = DistInfo()
     again = Validator(model, feature_store(synth_data, list(val_ann), model.config, args, dist), val_ann, dist,
@@ -85,7 +85,7 @@ def test_tiny_run_loss_falls_schedule_and_checkpoints_round_trip(synth_data, tmp
 def test_bf16_run_stores_the_frozen_t5_in_bf16_and_its_numbers_reproduce(synth_data, tmp_path):
     """--precision bf16 (CPU autocast here, the CUDA default): the frozen T5 is stored in bf16, and a reloaded
     fp32 model under autocast reproduces the validation numbers exactly (the same bf16 products)."""
-    from train.distributed import DistInfo
+    from videoblip2.train.distributed import DistInfo
     from videoblip2.annotations import load_annotations
     from videoblip2.modeling import VideoBLIP2
 
@@ -234,7 +234,7 @@ def test_two_learning_rates_pretrained_qformers_and_new_layers(tiny_init_dir):
     """Q-Formers + query tokens at --qformer-lr, everything else trainable at --lr; decay split kept in both."""
     import argparse
 
-    from train.optim import resolve_qformer_lr
+    from videoblip2.train.optim import resolve_qformer_lr
     from videoblip2.modeling import VideoBLIP2
 
     model = VideoBLIP2.from_pretrained(tiny_init_dir)

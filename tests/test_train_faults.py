@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from train import train_ce, train_scst
-from train.errors import TrainingError
+from videoblip2.train import train_ce, train_scst
+from videoblip2.train.errors import TrainingError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

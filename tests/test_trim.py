@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from features import audio as audio_cli
-from features import video as video_cli
-from features.common import list_videos
+from videoblip2.features import audio as audio_cli
+from videoblip2.features import video as video_cli
+from videoblip2.features.common import list_videos
 from media import level_to_index, write_video
 from videoblip2.extract import ExtractionError, decode_audio, decode_frames, load_clap, load_clip, probe_video
 

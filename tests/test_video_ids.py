@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import av
-from features import audio as audio_cli
-from features import video as video_cli
-from features.common import InputError, list_videos
+from videoblip2.features import audio as audio_cli
+from videoblip2.features import video as video_cli
+from videoblip2.features.common import InputError, list_videos
 from videoblip2.annotations import (
     AnnotationError,
     load_annotations,

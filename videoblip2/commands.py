@@ -22,13 +22,13 @@ class Command:
 
 # subcommand (words joined by a space) -> what it runs
 COMMANDS: dict[str, Command] = {
-    "features video": Command("features.video", "CLIP frame features of videos (offline extraction job)"),
-    "features audio": Command("features.audio", "CLAP audio features of videos (offline extraction job)"),
-    "train-ce": Command("train.train_ce", "cross-entropy training (captions, question answering)"),
-    "make-top5": Command("train.make_top5", "the SCST reference subset (top-5 captions per video)"),
-    "train-scst": Command("train.train_scst", "self-critical (CIDEr-D) training from a cross-entropy model"),
-    "evaluate": Command("eval.evaluate", "score predictions: BLEU, METEOR, ROUGE-L, CIDEr (QA: accuracy)"),
-    "ablation": Command("eval.ablation", "modality ablation table (no audio, shuffled frames)"),
+    "features video": Command("videoblip2.features.video", "CLIP frame features of videos (offline extraction job)"),
+    "features audio": Command("videoblip2.features.audio", "CLAP audio features of videos (offline extraction job)"),
+    "train-ce": Command("videoblip2.train.train_ce", "cross-entropy training (captions, question answering)"),
+    "make-top5": Command("videoblip2.train.make_top5", "the SCST reference subset (top-5 captions per video)"),
+    "train-scst": Command("videoblip2.train.train_scst", "self-critical (CIDEr-D) training from a cross-entropy model"),
+    "evaluate": Command("videoblip2.eval.evaluate", "score predictions: BLEU, METEOR, ROUGE-L, CIDEr (QA: accuracy)"),
+    "ablation": Command("videoblip2.eval.ablation", "modality ablation table (no audio, shuffled frames)"),
     "predict": Command("videoblip2.predict", "captions / answers for extracted features"),
     "caption": Command("videoblip2.caption", "captions / answers straight from video files"),
     "synth": Command("videoblip2.synth", "the synthetic benchmark (videos with sound and annotations)"),

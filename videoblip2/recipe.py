@@ -178,23 +178,26 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
     qa += ["--qa-val-ann", args.qa_val_ann] if args.qa_val_ann else []
     top5 = out / "train_top5_detail.json"
     stages = [
-        Stage("video", "features.video", [args.videos, "--out", str(features), "--clip-model", args.clip_model,
-                                          "--clip-pretrained", args.clip_pretrained, *args.video_args],
+        Stage("video", "videoblip2.features.video",
+              [args.videos, "--out", str(features), "--clip-model", args.clip_model,
+               "--clip-pretrained", args.clip_pretrained, *args.video_args],
               [features / "video"], lambda rc: f"{_count(features / 'video', '*.npy')} videos"),
-        Stage("audio", "features.audio", [args.videos, "--out", str(features), "--clap-model", args.clap_model,
-                                          "--clap-pretrained", args.clap_pretrained, *args.audio_args],
+        Stage("audio", "videoblip2.features.audio",
+              [args.videos, "--out", str(features), "--clap-model", args.clap_model,
+               "--clap-pretrained", args.clap_pretrained, *args.audio_args],
               [features / "audio"], lambda rc: f"{_count(features / 'audio', '*.npy')} with sound, "
                                                f"{_count(features / 'audio', '*.noaudio.json')} without"),
-        Stage("train_ce", "train.train_ce", ["--features", str(features), *ann, *qa, "--out", str(out / "ce"),
-                                             *args.ce_args],
+        Stage("train_ce", "videoblip2.train.train_ce",
+              ["--features", str(features), *ann, *qa, "--out", str(out / "ce"), *args.ce_args],
               [out / "ce" / "last" / "config.json"], _training_result),
     ]
     if not args.skip_scst:
         stages += [
-            Stage("top5", "train.make_top5", [*ann, "--out", str(top5), *args.top5_args], [top5],
+            Stage("top5", "videoblip2.train.make_top5", [*ann, "--out", str(top5), *args.top5_args], [top5],
                   lambda top: f"{sum(map(len, top.values()))} captions of {len(top)} videos"),
-            Stage("scst", "train.train_scst", ["--model", str(out / "ce"), "--features", str(features), *ann,
-                                               "--top5", str(top5), "--out", str(out / "scst"), *args.scst_args],
+            Stage("scst", "videoblip2.train.train_scst",
+                  ["--model", str(out / "ce"), "--features", str(features), *ann,
+                   "--top5", str(top5), "--out", str(out / "scst"), *args.scst_args],
                   [out / "scst" / "last" / "config.json"], _training_result),
         ]
     # the model the last stages read: best/ when the run validated, else last/ (known once training ran)
@@ -203,8 +206,9 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
                                                        "--out", str(final / "test_predictions.json"),
                                                        *args.predict_args],
                      [final / "test_predictions.json"], lambda captions: f"{len(captions)} captions")]
-    evaluate = [Stage("evaluate", "eval.evaluate", ["--predictions", str(final / "test_predictions.json"), *test,
-                                                    "--out", str(final / "test_metrics.json"), *args.eval_args],
+    evaluate = [Stage("evaluate", "videoblip2.eval.evaluate",
+                      ["--predictions", str(final / "test_predictions.json"), *test,
+                       "--out", str(final / "test_metrics.json"), *args.eval_args],
                       [final / "test_metrics.json"],
                       lambda r: ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items() if k in ("CIDEr", "BLEU-4")))]
     if args.qa_test_ann:
@@ -213,15 +217,15 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
                                                                "--out", str(final / "test_answers.json"),
                                                                *args.predict_args],
                              [final / "test_answers.json"], lambda answers: f"{len(answers)} answers"))
-        evaluate.append(Stage("evaluate", "eval.evaluate", ["--predictions", str(final / "test_answers.json"),
-                                                            *qa_test, "--out", str(final / "test_qa_metrics.json"),
-                                                            *args.eval_args],
+        evaluate.append(Stage("evaluate", "videoblip2.eval.evaluate",
+                              ["--predictions", str(final / "test_answers.json"), *qa_test,
+                               "--out", str(final / "test_qa_metrics.json"), *args.eval_args],
                               [final / "test_qa_metrics.json"], lambda r: f"QA accuracy {r['accuracy']:.4f}"))
     stages += predict + evaluate
     if not args.skip_ablation:
-        stages.append(Stage("ablation", "eval.ablation", ["--model", model, "--features", str(features), *test,
-                                                          "--out", str(final / "ablation.json"),
-                                                          *args.predict_args, *args.ablation_args],
+        stages.append(Stage("ablation", "videoblip2.eval.ablation",
+                            ["--model", model, "--features", str(features), *test, "--out", str(final / "ablation.json"),
+                             *args.predict_args, *args.ablation_args],
                             [final / "ablation.json"], _ablation_result))
     repo_id = args.push or f"your-org/{out.resolve().name}"
     card = ["--repo", repo_id, "--dry-run", str(out / "hub"), "--license", args.license]
@@ -257,7 +261,7 @@ def _without_redo(argv: list[str]) -> list[str]:
 
 
 def _ablation_result(report: dict) -> str:
-    from eval.ablation import LABELS
+    from .eval.ablation import LABELS
 
     cider = {LABELS[c]: r["metrics"].get("CIDEr") for c, r in report["conditions"].items()}
     return "CIDEr " + ", ".join(f"{name} {value:.4f}" for name, value in cider.items() if value is not None)
@@ -290,8 +294,8 @@ def run_stage(stage: Stage) -> Any:
 
 
 def _stage_errors() -> tuple[type[BaseException], ...]:
-    from eval.evaluate import EvaluationError
-    from train.errors import TrainingError
+    from .eval.evaluate import EvaluationError
+    from .train.errors import TrainingError
 
     return (EvaluationError, TrainingError)
 

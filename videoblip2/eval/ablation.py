@@ -23,8 +23,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from eval.coco import DEFAULT_METRICS
-from eval.evaluate import score_captions
+from .coco import DEFAULT_METRICS
+from .evaluate import score_captions
 from videoblip2.annotations import add_ann_format_argument, load_annotations, save_predictions
 from videoblip2.cli import ArgumentParser, cli, positive_int
 from videoblip2.defaults import ABLATIONS

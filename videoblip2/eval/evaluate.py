@@ -27,8 +27,8 @@ import os
 import sys
 import time
 
-from eval.coco import DEFAULT_METRICS, compute_metrics
-from eval.qa import format_qa_table, qa_scores
+from .coco import DEFAULT_METRICS, compute_metrics
+from .qa import format_qa_table, qa_scores
 from videoblip2.annotations import (
     AnnotationError,
     add_ann_format_argument,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.args import add_common_arguments
+from .args import add_common_arguments
 from videoblip2.cli import ArgumentParser, add_renamed_flag, non_negative_int, positive_float
 from videoblip2.defaults import (
     DEFAULT_CLAP_MODEL,
@@ -27,10 +27,10 @@ from videoblip2.defaults import (
 )
 
 if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
-    from features.common import RunSummary, VideoItem
+    from .common import RunSummary, VideoItem
     from videoblip2.extract import ClapWindowEncoder
 
-logger = logging.getLogger("features.audio")
+logger = logging.getLogger("videoblip2.features.audio")
 
 CHECKED_KEYS = ("model", "ckpt", "ckpt_sha256", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
 
@@ -86,7 +86,7 @@ class DecodeWindows:
 
 
 def no_audio_ids(folder: Path) -> list[str]:
-    from features.common import finished_ids
+    from .common import finished_ids
     from videoblip2.data import NO_AUDIO_SUFFIX
 
     return sorted(finished_ids(folder, [NO_AUDIO_SUFFIX]))
@@ -95,7 +95,7 @@ def no_audio_ids(folder: Path) -> list[str]:
 def record_no_audio(out: Path) -> None:
     """meta.json's ``no_audio`` list rebuilt from every shard's marker files. The list is read under the
     meta.json lock: read before it, another shard's newer markers could be dropped by this shard's write."""
-    from features.common import update_meta
+    from .common import update_meta
 
     folder = Path(out) / "audio"
     update_meta(out, "audio", lambda: {"no_audio": no_audio_ids(folder)})
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     """
     import torch
 
-    from features.common import (
+    from .common import (
         FAILURES_NAME,
         FailureLog,
         InputError,
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from features.common import cli_main
+    from .common import cli_main
 
     return cli_main(run, args, "audio")
 

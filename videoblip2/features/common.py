@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from features.args import TRIM_MODES, add_common_arguments  # noqa: F401  (re-exported)
+from .args import TRIM_MODES, add_common_arguments  # noqa: F401  (re-exported)
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files

@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from features.args import add_common_arguments
+from .args import add_common_arguments
 from videoblip2.cli import ArgumentParser, add_renamed_flag, positive_float, positive_int
 from videoblip2.defaults import CLIP_LAYERS, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_NUM_FRAMES
 
 if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
-    from features.common import RunSummary, VideoItem
+    from .common import RunSummary, VideoItem
     from videoblip2.extract import ClipFrameEncoder
 
-logger = logging.getLogger("features.video")
+logger = logging.getLogger("videoblip2.features.video")
 
 # meta.json["video"] keys that must agree before new features join existing ones
 CHECKED_KEYS = ("model", "pretrained", "weights_sha256", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     """
     import torch
 
-    from features.common import (
+    from .common import (
         FAILURES_NAME,
         FailureLog,
         RunSummary,
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from features.common import cli_main
+    from .common import cli_main
 
     return cli_main(run, args, "video")
 

@@ -1,4 +1,4 @@
-"""Training entry points, run from the repository root.
+"""Training entry points (`python -m train.train_ce` etc. in a clone, `videoblip2 train-ce` etc. installed).
 
     python -m train.train_ce     cross-entropy training (from pretrained sources, a model directory or --tiny)
     python -m train.make_top5    the 5 consensus captions per training video (SCST references)

@@ -6,9 +6,9 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from train.distributed import DistInfo
-from train.errors import TrainingError
-from train.logger import print_main
+from .distributed import DistInfo
+from .errors import TrainingError
+from .logger import print_main
 from videoblip2.annotations import QAItem, has_splits, load_annotations, load_qa_annotations
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.data import FeatureStore

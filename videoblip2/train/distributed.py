@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from train.errors import TrainingError
+from .errors import TrainingError
 
 
 @dataclasses.dataclass

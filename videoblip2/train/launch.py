@@ -10,19 +10,19 @@ from typing import Any, Callable
 
 from typing import TYPE_CHECKING
 
-from train.errors import TrainingError
+from .errors import TrainingError
 from videoblip2.cli import cli as library_cli
 
 if TYPE_CHECKING:  # torch loads in `start`, after the arguments are parsed (`--help` answers at once)
-    from train.distributed import DistInfo
+    from .distributed import DistInfo
 
 
 def start(args: argparse.Namespace) -> DistInfo:
     """Threads, distributed setup, seeds (rank-dependent torch stream so samples differ across processes)."""
     import torch
 
-    from train.distributed import setup_distributed
-    from train.rng import set_seed
+    from .distributed import setup_distributed
+    from .rng import set_seed
 
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -39,7 +39,7 @@ def start(args: argparse.Namespace) -> DistInfo:
 
 def run(body: Callable[[argparse.Namespace, DistInfo], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """`body(args, dist)` between distributed setup and teardown."""
-    from train.distributed import cleanup_distributed
+    from .distributed import cleanup_distributed
 
     out = Path(args.out)
     fresh = not out.exists()

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from train.distributed import DistInfo
-from train.file_utils import json_default
+from .distributed import DistInfo
+from .file_utils import json_default
 from videoblip2.fileio import atomic_target, atomic_write_text
 
 

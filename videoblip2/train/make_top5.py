@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from eval.cider import CiderD, tokenize
+from ..eval.cider import CiderD, tokenize
 from videoblip2.annotations import add_ann_format_argument
 from videoblip2.cli import ArgumentParser, positive_int
 from videoblip2.fileio import atomic_write_json
@@ -128,7 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Write the subset; returns {video_id: [captions best first]}."""
     args = parse_args(argv)
-    from train.data import load_split
+    from .data import load_split
 
     annotations = load_split(args.ann, args.split, args.ann_format)
     top = select_top(annotations, k=args.k, by=args.by, eos=args.eos)
@@ -143,6 +143,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    from train.launch import cli
+    from .launch import cli
 
     cli(main)

@@ -8,13 +8,13 @@ from typing import Sequence
 
 import torch
 
-from train.distributed import DistInfo, barrier
-from train.errors import TrainingError
-from train.file_utils import atomic_write_dir
-from train.logger import print_main
-from train.precision import uses_bf16
-from train.rng import set_seed
-from train.run_dir import TINY_INIT_DIR, ResumeState, resolve_model_dir
+from .distributed import DistInfo, barrier
+from .errors import TrainingError
+from .file_utils import atomic_write_dir
+from .logger import print_main
+from .precision import uses_bf16
+from .rng import set_seed
+from .run_dir import TINY_INIT_DIR, ResumeState, resolve_model_dir
 from videoblip2.config import VideoBLIP2Config
 from videoblip2.modeling import VideoBLIP2
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 
-from train.distributed import DistInfo, barrier
-from train.errors import TrainingError
-from train.file_utils import dir_siblings, recover_dir
-from train.params import FIXED_ON_RESUME
+from .distributed import DistInfo, barrier
+from .errors import TrainingError
+from .file_utils import dir_siblings, recover_dir
+from .params import FIXED_ON_RESUME
 from videoblip2.modeling import CONFIG_NAME
 from videoblip2.safe_load import UnsafeCheckpointError, load_torch_file
 

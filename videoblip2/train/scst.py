@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from train.params import BASELINES, LOSS_NORMS  # noqa: F401  (re-exported)
+from .params import BASELINES, LOSS_NORMS  # noqa: F401  (re-exported)
 from videoblip2.modeling import caption_token_mask
 
 

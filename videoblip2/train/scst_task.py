@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.scst import LOSS_NORMS, scst_advantages, scst_loss
-from train.tasks import StepOutput, Task
-from train.validation import model_inputs
+from .scst import LOSS_NORMS, scst_advantages, scst_loss
+from .tasks import StepOutput, Task
+from .validation import model_inputs
 from videoblip2.data import VideoDataset
 from videoblip2.modeling import SampleOutput, VideoBLIP2
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.validation import caption_loss_sum, model_inputs
+from .validation import caption_loss_sum, model_inputs
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, PromptTokens, QADataset
 from videoblip2.modeling import VideoBLIP2
 

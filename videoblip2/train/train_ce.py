@@ -27,8 +27,8 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from train.launch import cli
-from train.params import (
+from .launch import cli
+from .params import (
     add_data_args,
     add_model_args,
     add_optim_args,
@@ -41,7 +41,7 @@ from videoblip2.cli import ArgumentParser
 from videoblip2.decoding import add_decoding_args
 
 if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
-    from train.distributed import DistInfo
+    from .distributed import DistInfo
 
 # VideoBLIP2.set_activation_checkpointing's parts (videoblip2.modeling.CHECKPOINTABLE_PARTS; a test keeps them equal)
 CHECKPOINTABLE_PARTS = ("t5_encoder", "t5_decoder", "qformers")
@@ -81,14 +81,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
-    from train.data import feature_store, load_qa_train_val, load_train_val
-    from train.logger import print_main
-    from train.model_setup import build_model, load_resumed_model, place_model
-    from train.optim import resolve_qformer_lr
-    from train.run_dir import prepare_output
-    from train.tasks import CaptionTask, MixedTask, QATask
-    from train.trainer import Trainer
-    from train.validation import QAValidator, Validator, Validators
+    from .data import feature_store, load_qa_train_val, load_train_val
+    from .logger import print_main
+    from .model_setup import build_model, load_resumed_model, place_model
+    from .optim import resolve_qformer_lr
+    from .run_dir import prepare_output
+    from .tasks import CaptionTask, MixedTask, QATask
+    from .trainer import Trainer
+    from .validation import QAValidator, Validator, Validators
     from videoblip2.data import CaptionDataset, QADataset, answer_vocabulary
     from videoblip2.decoding import DecodingOptions
 
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     last_validation)."""
     args = parse_args(argv)
     check_sources(args)
-    from train.launch import run
+    from .launch import run
 
     return run(train, args)
 

@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from train.launch import cli
-from train.make_top5 import OUTPUT_NAME as TOP5_NAME
-from train.params import (
+from .launch import cli
+from .make_top5 import OUTPUT_NAME as TOP5_NAME
+from .params import (
     BASELINES,
     LOSS_NORMS,
     add_data_args,
@@ -39,7 +39,7 @@ from videoblip2.cli import ArgumentParser
 from videoblip2.decoding import add_decoding_args
 
 if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
-    from train.distributed import DistInfo
+    from .distributed import DistInfo
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -87,7 +87,7 @@ def scst_qformer_lr(args: argparse.Namespace) -> tuple[float, str]:
     drop from CE by the same factor; else (no record, e.g. a bare save_pretrained folder) --lr."""
     if args.qformer_lr is not None:
         return args.qformer_lr, "--qformer-lr"
-    from train.run_dir import INFO_FILE, resolve_model_dir
+    from .run_dir import INFO_FILE, resolve_model_dir
 
     info = resolve_model_dir(args.model, args.checkpoint) / INFO_FILE
     try:
@@ -101,7 +101,7 @@ def scst_qformer_lr(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
-    from train.errors import TrainingError
+    from .errors import TrainingError
     from videoblip2.annotations import load_annotations
 
     top5 = load_annotations(path)
@@ -118,7 +118,7 @@ def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo
 
     `cider`: the reward (eval.cider.CiderD over `train_ann`), so the subset is ranked by the reward's own
     CIDEr-D (document frequencies and end-of-sentence word alike)."""
-    from train.make_top5 import select_top, write_records
+    from .make_top5 import select_top, write_records
 
     top5 = select_top(train_ann, k=5, by="consensus", cider=cider)
     path = out / TOP5_NAME
@@ -128,14 +128,14 @@ def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo
 
 
 def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
-    from eval.cider import CiderD
-    from train.data import feature_store, load_train_val
-    from train.logger import print_main
-    from train.model_setup import build_model, load_resumed_model, place_model
-    from train.run_dir import prepare_output
-    from train.scst_task import SCSTTask
-    from train.trainer import Trainer
-    from train.validation import Validator
+    from ..eval.cider import CiderD
+    from .data import feature_store, load_train_val
+    from .logger import print_main
+    from .model_setup import build_model, load_resumed_model, place_model
+    from .run_dir import prepare_output
+    from .scst_task import SCSTTask
+    from .trainer import Trainer
+    from .validation import Validator
     from videoblip2.data import VideoDataset
     from videoblip2.decoding import DecodingOptions
 
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train; returns a summary (out, step, best_val_cider, best_step, last_validation)."""
     args = parse_args(argv)
     check_sources(args)
-    from train.launch import run
+    from .launch import run
 
     return run(train, args)
 

@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier
-from train.errors import TrainingError
-from train.file_utils import atomic_write_dir, write_json
-from train.logger import JsonlLog, print_main, try_plot_log
-from train.optim import build_optimizer, build_scheduler, group_lrs
-from train.precision import autocast
-from train.rng import rng_state, set_rng_state
-from train.run_dir import INFO_FILE, LOG_NAME, PLOT_NAME, PROGRESS_FILE, STATE_DIR, STATE_FILE, ResumeState
-from train.tasks import Task
-from train.validation import Validator
+from .distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier
+from .errors import TrainingError
+from .file_utils import atomic_write_dir, write_json
+from .logger import JsonlLog, print_main, try_plot_log
+from .optim import build_optimizer, build_scheduler, group_lrs
+from .precision import autocast
+from .rng import rng_state, set_rng_state
+from .run_dir import INFO_FILE, LOG_NAME, PLOT_NAME, PROGRESS_FILE, STATE_DIR, STATE_FILE, ResumeState
+from .tasks import Task
+from .validation import Validator
 from videoblip2.modeling import VideoBLIP2
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.distributed import DistInfo, all_gather_objects, all_reduce_sum
-from train.logger import print_main
-from train.precision import autocast, uses_bf16
+from .distributed import DistInfo, all_gather_objects, all_reduce_sum
+from .logger import print_main
+from .precision import autocast, uses_bf16
 from videoblip2.annotations import QAItem
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, QADataset, VideoDataset
 from videoblip2.decoding import DecodingOptions, bad_ending_rate
@@ -70,7 +70,7 @@ class Validator:
 
     def __init__(self, model: VideoBLIP2, store: FeatureStore, annotations: Mapping[str, Sequence[str]],
                  dist: DistInfo, batch_size: int, precision: str, decoding: DecodingOptions | None = None):
-        from eval.cider import CiderD
+        from ..eval.cider import CiderD
 
         self.decoding = decoding or DecodingOptions()
         self.dist = dist
@@ -128,7 +128,7 @@ class QAValidator:
 
     @torch.no_grad()
     def __call__(self, model: VideoBLIP2) -> dict[str, Any]:
-        from eval.qa import qa_scores
+        from ..eval.qa import qa_scores
 
         dist, was_training = self.dist, model.training
         model.eval()
