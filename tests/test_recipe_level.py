@@ -124,7 +124,8 @@ def test_recipe_level_smoke_ce_beats_most_common_and_needs_audio(tmp_path):
     data = tmp_path / "data"
     synth.generate(data, num_videos=SMOKE_VIDEOS, difficulty="recipe", progress=False)
     report = learning.main(["--data", str(data), "--run", str(tmp_path / "run"), "--out", str(tmp_path / "r.json"),
-                            "--seeds", "1", "--ce-steps", str(SMOKE_STEPS), "--scst", "--num-threads", "1"])
+                            "--seeds", "1", "--ce-steps", str(SMOKE_STEPS), "--scst", "--num-threads", "1",
+                            "--metrics", "CIDEr"])
     rows = report["summary"]
     most_common = rows["(a) most common training caption"]["CIDEr"]["mean"]
     ce = rows["(b) train_ce"]["CIDEr"]["mean"]
