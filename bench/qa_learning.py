@@ -13,8 +13,9 @@ and multi-task models are also scored with the audio removed and with the frames
 test time (videoblip2.data.ablate_features). Every run is trained once per seed (`--seeds N`: train_ce
 --seed 0 .. N-1 on the same data; models scored from last/); the JSON has each seed's tables ("per_seed") and
 mean, sample std and values over the seeds ("summary", bench/seeds.py), rewritten after every scored run.
-Expected: majority < QA-only; audio removed -> audio questions near the majority baseline, visual ones unchanged; frames shuffled -> temporal questions near chance (1/2: each asks
-"open or close?"); the multi-task run near both single-task runs on both metrics.
+Expected: majority < QA-only; audio removed -> audio questions near the majority baseline, visual ones
+unchanged; frames shuffled -> temporal questions near chance (1/2: each asks "open or close?"); the multi-task
+run near both single-task runs on both metrics.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.learning import ensure_data  # noqa: E402
 from bench.seeds import fmt, stats, summarize  # noqa: E402
 from eval.coco import compute_metrics  # noqa: E402
 from eval.qa import qa_scores  # noqa: E402
 from train import train_ce  # noqa: E402
-from videoblip2 import synth  # noqa: E402
 from videoblip2.annotations import load_annotations, load_qa_annotations  # noqa: E402
 from videoblip2.data import FeatureStore, QADataset, VideoDataset, ablate_features  # noqa: E402
 from videoblip2.fileio import atomic_write_json  # noqa: E402
@@ -117,10 +118,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
     data, run = Path(args.data), Path(args.run)
-    if not (data / "meta.json").exists():
-        size = args.size or ("recipe" if args.difficulty == "recipe" else None)
-        synth.main(["--out", str(data), "--no-progress"] + (["--difficulty", args.difficulty] if args.difficulty else [])
-                   + (["--size", size] if size else []))
+    ensure_data(data, args.difficulty, args.size)
     if args.score:
         return score_models(args, data)
     common = ["--tiny", "--features", str(data), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -145,11 +143,12 @@ def main(argv=None) -> dict:
 
     def save():
         per_seed = list(result["per_seed"].values())
-        names = {part: list(dict.fromkeys(n for s in per_seed for n in s[part])) for part in ("qa_test", "cider_test")}
+        qa_names = list(dict.fromkeys(n for s in per_seed for n in s["qa_test"]))
+        cider_names = list(dict.fromkeys(n for s in per_seed for n in s["cider_test"]))
         result["summary"] = {
-            "qa_test": {n: summarize([s["qa_test"][n] for s in per_seed if n in s["qa_test"]]) for n in names["qa_test"]},
+            "qa_test": {n: summarize([s["qa_test"][n] for s in per_seed if n in s["qa_test"]]) for n in qa_names},
             "cider_test": {n: stats([s["cider_test"][n] for s in per_seed if n in s["cider_test"]])
-                           for n in names["cider_test"]}}
+                           for n in cider_names}}
         atomic_write_json(args.out, result, indent=2)
 
     labels = {"qa": "QA only", "multi": "captions + QA (multi-task)", "captions": "captions only"}
