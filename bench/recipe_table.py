@@ -219,11 +219,11 @@ def markdown(table: dict) -> str:
         n = row["accuracy"]["n"]
         cider = fmt(table["qa_cider"].get(name, {}).get("CIDEr"))
         lines.append(f"| {name} | {n} | " + " | ".join(fmt(row.get(k)) for _, k in qa_columns) + f" | {cider} |")
-    lines += ["", "| design choice | metric | a | b | seeds | b - a | 2 x spread | verdict |",
+    lines += ["", "| design choice | metric | a | b | seeds | b - a | 2 x spread | b vs a |",
               "|---|---|---|---|---|---|---|---|"]
     for c in table["comparisons"]:
         if c["verdict"] == "pending":
-            lines.append(f"| {c['choice']} | {c['metric']} | {c['a']} | {c['b']} | | | | pending |")
+            lines.append(f"| {c['choice']} | {c['metric']} | {c['a']} | {c['b']} | | | | pending (not run) |")
             continue
         lines.append(f"| {c['choice']} | {c['metric']} | {c['a_value']} | {c['b_value']} | {c['n']} | "
                      f"{c['difference']:+.3f} | {2 * c['spread']:.3f} | {c['verdict']} |")
