@@ -33,6 +33,7 @@ from videoblip2.annotations import add_ann_format_argument
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
+from videoblip2.ids import UnsafeIdError, check_video_id
 
 META_NAME = "meta.json"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -61,6 +62,15 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def _safe_id(video_id: str, where: str) -> str:
+    """``video_id`` if it is a plain file name (`videoblip2.ids.check_video_id`), else an InputError naming
+    ``where``, the id and the rule: the features go to ``{out}/{kind}/{id}.npy``, never outside."""
+    try:
+        return check_video_id(video_id, where)
+    except UnsafeIdError as error:
+        raise InputError(str(error)) from None
+
+
 TRIM_MODES = ("name", "ann")
 
 
@@ -83,6 +93,8 @@ def _segments(path: Path, video_ids: Sequence[str], trim: str, split: str | None
     if bad:
         raise InputError(f"{path}: --trim name: {len(bad)} video ids are not clip names "
                          f"{{youtube_id}}_{{start}}_{{end}}, e.g. {', '.join(bad[:3])}")
+    for video_id, (source, _, _) in segments.items():  # the full video's name: '..' from '.._1_2'
+        _safe_id(source, f"{path}: video {video_id!r} (--trim name: the full video's id)")
     return segments
 
 
@@ -116,14 +128,14 @@ def _from_annotations(path: Path, video_dir: str | None, split: str | None, ann_
 
 def _from_list(path: Path) -> list[VideoItem]:
     items = []
-    for line in path.read_text().splitlines():
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         file = Path(line)
         if not file.is_absolute():
             file = path.parent / file
-        items.append(VideoItem(file.stem, str(file)))
+        items.append(VideoItem(_safe_id(file.stem, f"{path}: line {lineno}"), str(file)))
     return items
 
 
@@ -138,8 +150,11 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
     full video ``{video_dir}/{youtube_id}.*``, its segment parsed from the clip name or read from the
     annotation's start/end fields.
 
+    Every id (an annotation's, a file's stem) must be a plain file name (`videoblip2.ids.check_video_id`).
+
     Raises:
-        InputError: a missing input, two different files with the same id, --trim without an annotation.
+        InputError: a missing input, two different files with the same id, --trim without an annotation,
+            an unsafe video id (the message names the file, the line or record, the id and the rule).
     """
     items: list[VideoItem] = []
     for raw in inputs:
@@ -150,7 +165,7 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
             raise InputError(f"{path}: --trim {trim} takes the clips of an annotation file (.json/.csv/.tsv, or "
                              "a .txt with --ann-format msvd); videos, folders and lists are used whole")
         if path.is_dir():
-            items += [VideoItem(f.stem, str(f)) for f in videos_in(path)]
+            items += [VideoItem(f.stem, str(f)) for f in _videos_in(path)]  # checked ids
         elif is_annotation:
             if not path.is_file():
                 raise InputError(f"{path}: no such annotation file")
@@ -160,7 +175,8 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
                 raise InputError(f"{path}: no such list file")
             items += _from_list(path)
         elif path.is_file() or _is_video(path):
-            items.append(VideoItem(path.stem, str(path)))  # a missing video file fails later, per video
+            # a missing video file fails later, per video
+            items.append(VideoItem(_safe_id(path.stem, f"{path}: file name"), str(path)))
         else:
             raise InputError(f"{path}: not a video file, folder, list file (.txt) or annotation file (.json)")
     unique: dict[str, VideoItem] = {}
@@ -169,6 +185,14 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
         if os.path.abspath(other.path) != os.path.abspath(item.path):
             raise InputError(f"two videos share the id {item.video_id!r}: {other.path} and {item.path}")
     return [unique[k] for k in sorted(unique)]
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    """`videoblip2.extract.videos_in`: a file name that is no safe video id is an InputError."""
+    try:
+        return videos_in(folder)
+    except UnsafeIdError as error:
+        raise InputError(str(error)) from None
 
 
 def parse_shard(text: str) -> tuple[int, int]:

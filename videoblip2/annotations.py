@@ -39,6 +39,9 @@ per split, so their *folder* is the file with splits (``split`` picks ``desc_{tr
 Every caption goes through :func:`normalize_caption`, the form training and the SCST reward expect
 (``as_written=True`` keeps the text as written, whitespace collapsed: what ``eval.evaluate`` hands to
 pycocoevalcap). Bad input raises :class:`AnnotationError` naming the file and the offending record.
+Annotation files are untrusted: every video id read from one (of every format below, QA included) must be a
+plain file name by :func:`videoblip2.ids.check_video_id`, else the whole file is refused
+(:class:`UnsafeAnnotationIdError`, an ``AnnotationError``).
 
 Question answering (:func:`load_qa_annotations`, detected by :func:`is_qa_annotation`) reads a JSON list
 (or JSON Lines, one record a line) in any of these forms:
@@ -80,6 +83,7 @@ from pathlib import Path
 from typing import Any
 
 from .fileio import atomic_write_json
+from .ids import UnsafeIdError, check_video_id
 
 __all__ = [
     "ANN_FORMATS",
@@ -87,6 +91,7 @@ __all__ = [
     "SPLITS",
     "AnnotationError",
     "QAItem",
+    "UnsafeAnnotationIdError",
     "add_ann_format_argument",
     "detect_format",
     "has_splits",
@@ -108,6 +113,20 @@ _SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validat
 
 class AnnotationError(ValueError):
     """An annotation or prediction file is malformed; the message names the file and the record."""
+
+
+class UnsafeAnnotationIdError(AnnotationError, UnsafeIdError):
+    """A video id of an annotation file breaks the id rule of :mod:`videoblip2.ids` (a path, ``..``, a NUL, too
+    long): the file is refused as a whole. Both an ``AnnotationError`` and an ``UnsafeIdError``."""
+
+
+def _safe_id(path: str, where: str, video_id: Any) -> str:
+    """``video_id`` if :func:`videoblip2.ids.check_video_id` accepts it, else UnsafeAnnotationIdError naming
+    the file, ``where`` (the line or record) and the rule."""
+    try:
+        return check_video_id(video_id, f"{path}: {where}")
+    except UnsafeIdError as error:
+        raise UnsafeAnnotationIdError(str(error)) from None
 
 
 def normalize_caption(caption: str) -> str:
@@ -170,7 +189,7 @@ def _video_id(path: str, where: str, record: Any) -> str:
     video_id = record["video_id"]
     if not isinstance(video_id, str) or not video_id.strip():
         raise AnnotationError(f"{path}: {where}: 'video_id' must be a non-empty string, got {video_id!r}")
-    return video_id
+    return _safe_id(path, where, video_id)
 
 
 def _canonical_split(path: str, split: str, existing: Iterable[str]) -> str:
@@ -251,6 +270,7 @@ def _load_mapping(path: str, mapping: Mapping[str, Any]) -> dict[str, list[str]]
     for video_id, captions in mapping.items():
         if not video_id.strip():
             raise AnnotationError(f"{path}: empty video_id key")
+        _safe_id(path, "key", video_id)
         if not isinstance(captions, list) or not captions:
             raise AnnotationError(f"{path}: video {video_id!r}: expected a non-empty list of captions")
         annotations[video_id] = [
@@ -336,6 +356,7 @@ def _load_msvd_txt(path: str) -> dict[str, list[str]]:
         where = f"line {lineno}"
         if len(parts) < 2:
             raise AnnotationError(f"{path}: {where}: expected 'clip_name caption words...', got {line.strip()!r}")
+        _safe_id(path, where, parts[0])
         annotations.setdefault(parts[0], []).append(_caption(path, f"{where} ({parts[0]})", parts[1]))
     return annotations
 
@@ -361,7 +382,7 @@ def _load_msvd_csv(path: str, rows: list[list[str]]) -> dict[str, list[str]]:
         description = row[column["Description"]]
         if not normalize_caption(description):
             continue  # the release has a few English rows without a description
-        clip = f"{youtube_id}_{int(start)}_{int(end)}"
+        clip = _safe_id(path, f"{where} (VideoID_Start_End)", f"{youtube_id}_{int(start)}_{int(end)}")
         annotations.setdefault(clip, []).append(_caption(path, f"{where} ({clip})", description))
     return annotations
 
@@ -412,7 +433,7 @@ def _load_vatex(path: str, records: Any) -> dict[str, list[str]]:
         if not isinstance(record, Mapping) or not isinstance(record.get("videoID"), str) \
                 or not record["videoID"].strip():
             raise AnnotationError(f"{path}: record {i}: expected an object with a non-empty string 'videoID'")
-        video_id = record["videoID"]
+        video_id = _safe_id(path, f"record {i} (videoID)", record["videoID"])
         where = f"record {i} (videoID {video_id!r})"
         if video_id in annotations:
             raise AnnotationError(f"{path}: {where}: duplicate videoID")
@@ -459,6 +480,7 @@ def _load_table(path: str, delimiter: str) -> dict[str, list[str]]:
         video_id = row[columns[0]].strip()
         if not video_id:
             raise AnnotationError(f"{path}: {where}: empty video_id")
+        _safe_id(path, where, video_id)
         annotations.setdefault(video_id, []).append(_caption(path, f"{where} ({video_id})", row[columns[1]]))
     return annotations
 
@@ -687,7 +709,10 @@ def load_segments(path: str | os.PathLike, split: str | None = None,
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "msvd" and path.lower().endswith(".csv"):
         clips = load_annotations(path, split, "msvd")
-        return {clip: parse_clip_name(clip) for clip in clips}  # the clip names are built from Start/End
+        segments = {clip: parse_clip_name(clip) for clip in clips}  # the clip names are built from Start/End
+        for clip, (source, _, _) in segments.items():  # names the full video: '..' from VideoID '..'
+            _safe_id(path, f"clip {clip!r} (its VideoID, the full video's name)", source)
+        return segments
     data = _read_json(path) if fmt == "msrvtt" and not os.path.isdir(path) else None
     if not (isinstance(data, Mapping) and "videos" in data):
         raise AnnotationError(f"{path}: this {fmt} annotation has no start/end fields (the official MSR-VTT JSON "
@@ -707,6 +732,7 @@ def load_segments(path: str | os.PathLike, split: str | None = None,
         url = video.get("url")
         if isinstance(url, str) and "v=" in url:
             source = url.split("v=", 1)[1].split("&", 1)[0] or video_id
+            _safe_id(path, f"videos[{i}] ({video_id}) url's YouTube id", source)
         segments[video_id] = (source, float(start), float(end))
     return segments
 
@@ -869,11 +895,12 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
         raw_video = record["video"]
         if not isinstance(raw_video, str) or not raw_video.strip():
             raise AnnotationError(f"{path}: {where}: 'video' must be a non-empty file name, got {raw_video!r}")
-        video_id = Path(raw_video.strip()).stem
+        video_id = Path(raw_video.strip()).stem  # only the stem: the checked id below never holds a folder
     else:
         raise AnnotationError(f"{path}: {where}: missing 'video_id' (or LAVIS 'video')")
     if video_map is not None and video_id in video_map:
         video_id = video_map[video_id]
+    _safe_id(path, f"{where} video id", video_id)
 
     # question, type, modality
     modality = None

@@ -42,6 +42,7 @@ from .extract import (
     load_clip,
     videos_in,
 )
+from .ids import UnsafeIdError, check_video_id
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
 
     Raises:
         FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
+        UnsafeIdError: a file whose stem (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
     out: list[str | os.PathLike] = []
     for path in paths:
@@ -70,6 +72,7 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
                 raise FileNotFoundError(f"{path}: a folder without video files ({', '.join(VIDEO_EXTENSIONS)})")
             out += [str(f) for f in found]
         else:
+            check_video_id(Path(path).stem, f"{path}: file name")  # the video_id of its result
             out.append(path)
     return out
 
@@ -118,6 +121,7 @@ def caption_videos(
         raise ValueError("give a prompt or a question, not both")
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    paths = expand_folders(paths)  # before any model is loaded: a bad file name (video id) is refused first
     if isinstance(model, (str, os.PathLike)):
         from .modeling import VideoBLIP2
 
@@ -132,7 +136,6 @@ def caption_videos(
         raise ExtractorModelError(f"CLAP {clap.name} gives {clap.dim}-d audio features, the model expects "
                                   f"audio_dim={config.audio_dim}")
 
-    paths = expand_folders(paths)
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = auto_device(args.device)
     try:
+        expand_folders(args.videos)  # a bad file name is refused before the models are loaded
         model = VideoBLIP2.from_pretrained(args.model, map_location=device)
         clip = load_clip(args.clip, args.clip_pretrained, layer=args.layer, device=device, quick_gelu=args.quick_gelu)
         clap = None
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         results = caption_videos(args.videos, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                                  hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
                                  decoding=DecodingOptions.from_args(args), question=args.question)
-    except (CheckpointError, ExtractorModelError, FileNotFoundError) as e:
+    except (CheckpointError, ExtractorModelError, FileNotFoundError, UnsafeIdError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

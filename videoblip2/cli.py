@@ -18,11 +18,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .data import DataError, FeatureError
     from .extract import ExtractorModelError
+    from .ids import UnsafeIdError
     from .modeling import CheckpointError
 
     return (AnnotationError, FeatureError, DataError, ConfigError, CheckpointError, Blip2CheckpointError,
-            ExtractorModelError, DiskFullError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError)
+            ExtractorModelError, UnsafeIdError, DiskFullError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, PermissionError)
 
 
 def cli(main: Callable[[], Any], extra: tuple[type[BaseException], ...] = ()) -> Any:

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from .ids import check_video_id
+
 if TYPE_CHECKING:
     from .annotations import QAItem
     from .config import VideoBLIP2Config
@@ -203,6 +205,10 @@ class FeatureStore:
             ``store.skipped`` as ``(video_id, message)``. With ``preload=False`` every file is then
             validated once at construction.
 
+    Raises:
+        videoblip2.ids.UnsafeIdError: a video id that is not a plain file name (``../x``, ``/abs``, a NUL...),
+            before any file is read.
+
     Attributes (preload=True):
         video: float16 ``(N, max_frames, video_dim)``; video_lengths: int64 ``(N,)``;
         video_mask: bool ``(N, max_frames)``; audio: float16 ``(N, max_audio_windows, audio_dim)``;
@@ -231,6 +237,8 @@ class FeatureStore:
         self.device = torch.device("cpu")
         if len(set(video_ids)) != len(video_ids):
             raise DataError(f"{self.root}: duplicate video ids in the requested list")
+        for position, video_id in enumerate(video_ids):  # {root}/video/{id}.npy: never a path outside root
+            check_video_id(video_id, f"{self.root}: requested video {position}")
 
         self.meta = self._read_meta()
         audio_meta = self.meta.get("audio") or {}

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import uniform_indices
+from .ids import check_video_id
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,16 @@ class ExtractorModelError(RuntimeError):
 
 
 def videos_in(folder: str | os.PathLike) -> list[Path]:
-    """The video files (by extension, ``VIDEO_EXTENSIONS``) under ``folder``, searched recursively, sorted."""
-    return [f for f in sorted(Path(folder).rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
+    """The video files (by extension, ``VIDEO_EXTENSIONS``) under ``folder``, searched recursively, sorted.
+
+    Raises:
+        UnsafeIdError: a file whose stem (its video id) breaks :func:`videoblip2.ids.check_video_id` (a name
+            too long for ``{id}.noaudio.json``; ``...mp4``, whose stem is ``..``).
+    """
+    files = [f for f in sorted(Path(folder).rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
+    for file in files:
+        check_video_id(file.stem, f"{file}: file name")
+    return files
 
 
 def sample_frame_indices(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -23,11 +24,19 @@ class DiskFullError(OSError):
     """A write stopped because the disk (or quota) is full; the message names the folder."""
 
 
+NAME_MAX = 255  # bytes of one file name (ext4, XFS, btrfs, APFS; NTFS: 255 UTF-16 units, never fewer bytes)
+
+
 def temp_sibling(path: str | os.PathLike) -> Path:
     """``.NAME.HOST.PID.tmp`` next to ``path``: hidden, and unique per machine and process, so shards on
-    several machines may share one folder (the same file system, so the rename is atomic)."""
+    several machines may share one folder (the same file system, so the rename is atomic). A NAME too long
+    for that (a 242-byte video id + ``.noaudio.json``) is replaced by its SHA-256 prefix."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}")
+    tail = f".{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}"
+    name = path.name
+    if len(os.fsencode(f".{name}{tail}")) > NAME_MAX:
+        name = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return path.with_name(f".{name}{tail}")
 
 
 def _fsync_dir(folder: Path) -> None:

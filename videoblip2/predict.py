@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .annotations import (
     AnnotationError,
+    QAItem,
     add_ann_format_argument,
     is_qa_annotation,
     load_annotations,
@@ -219,9 +220,11 @@ def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
     return answers
 
 
-def answer_questions(args: argparse.Namespace, model: VideoBLIP2) -> dict[str, str]:
-    """The QA branch of `main`: every question of --ann answered, written with save_qa_predictions."""
-    items = load_qa_annotations(args.ann)
+def answer_questions(args: argparse.Namespace, model: VideoBLIP2,
+                     items: Sequence[QAItem] | None = None) -> dict[str, str]:
+    """The QA branch of `main`: every question of --ann (``items``, read by `main`) answered, written with
+    save_qa_predictions."""
+    items = load_qa_annotations(args.ann) if items is None else items
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
@@ -256,15 +259,18 @@ def check_inputs(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
     check_inputs(args)
-    model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
-    if args.ann and is_qa_annotation(args.ann):
-        return answer_questions(args, model)
-    if args.closed_vocabulary or args.candidates:
+    # the annotation before the model: a malformed file or an unsafe video id is refused before any work
+    questions = load_qa_annotations(args.ann) if args.ann and is_qa_annotation(args.ann) else None
+    if questions is None and (args.closed_vocabulary or args.candidates):
         raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
                               "not a QA annotation file")
-    if args.ann:
-        # videos without reference captions (VATEX's public test file) can be captioned all the same
-        references = load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+    # videos without reference captions (VATEX's public test file) can be captioned all the same
+    references = (load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
+                  if args.ann and questions is None else None)
+    model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
+    if questions is not None:
+        return answer_questions(args, model, questions)
+    if references is not None:
         video_ids = list(references)
         unscored = sum(not captions for captions in references.values())
         if unscored:
