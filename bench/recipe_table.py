@@ -204,6 +204,8 @@ def markdown(table: dict) -> str:
             row = row.get(key) if isinstance(row, dict) else None
         return row
 
+    rows = list(table["captions"].values())
+    columns = [(c, k) for c, k in columns if any(get(row, k) for row in rows)]  # e.g. METEOR when not measured
     lines = ["| row | seeds | " + " | ".join(c for c, _ in columns) + " |", "|---|---|" + "---|" * len(columns)]
     for name, row in table["captions"].items():
         n = get(row, ("CIDEr",))["n"]
