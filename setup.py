@@ -21,12 +21,12 @@ setup(
     ],
     extras_require={
         # open_clip/laion-clap need a torchvision that matches torch 2.14.1
-        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow"],
+        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
         "dev": ["pytest"],
         "all": [
-            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow",
+            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
             "pycocoevalcap==1.2", "accelerate", "matplotlib", "pytest",
         ],
     },
