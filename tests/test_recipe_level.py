@@ -141,3 +141,29 @@ def test_recipe_level_smoke_ce_beats_most_common_and_needs_audio(tmp_path):
 SMOKE_VIDEOS = 180
 SMOKE_STEPS = 150
 SMOKE_MARGIN = 0.05
+
+
+def test_recipe_table_merges_seed_files_and_judges_separation(tmp_path, monkeypatch):
+    """Results of per-seed processes are merged; a choice is separated only beyond twice the seed spread."""
+    from bench import recipe_table
+
+    def row(cider, sound=1.0):
+        return {"CIDEr": cider, "BLEU-4": 0.5, "bad_endings": 0.0, "example": "a cat",
+                "factors": {"all": 0.5, "action (reversible)": 0.5, "sound": sound}}
+
+    ce, default, mean = recipe_table.CE, recipe_table.SCST_DEFAULT, "(c) train_scst, --baseline mean"
+    for seed, (c, d, m) in enumerate([(1.0, 1.2, 1.25), (1.1, 1.3, 1.2), (1.05, 1.25, 1.3)]):
+        rows = {"(a) most common training caption": row(0.3, 0.1), ce: row(c), default: row(d), mean: row(m),
+                "(d) train_ce, audio removed": row(c - 0.5, 0.1)}
+        (tmp_path / f"learning_s{seed}-{seed}.json").write_text(json.dumps({"per_seed": {str(seed): rows}}))
+    monkeypatch.setattr(recipe_table, "reference_rows", lambda data, metrics=(): {})
+    table = recipe_table.build_table(tmp_path, tmp_path / "data")
+    assert table["caption_seeds"] == ["0", "1", "2"] and table["captions"][ce]["CIDEr"]["n"] == 3
+    verdicts = {(c["choice"], c["metric"]): c["verdict"] for c in table["comparisons"]}
+    assert verdicts[("CE beats the most common caption", "CIDEr")] == "higher"
+    assert verdicts[("SCST (defaults) after CE", "CIDEr")] == "higher"  # +0.2 against 2 x 0.05
+    assert verdicts[("SCST default vs --baseline mean", "CIDEr")] == "not separated"  # +0.0 against 2 x 0.05
+    assert verdicts[("audio used (CE)", "factors/sound")] == "lower"
+    assert verdicts[("multi-task vs QA only (QA)", "accuracy")] == "pending"
+    text = recipe_table.markdown(table)
+    assert "| (b) train_ce | 3 | 1.050 ± 0.050 |" in text and "METEOR" not in text and "pending (not run)" in text
