@@ -13,8 +13,9 @@ variant (defaults, --baseline mean, --no-eos-reward, --refs full, the other --lo
 the audio removed / frames shuffled ablations; bench/qa_learning.py trains QA only and captions + QA
 (multi-task, as many caption steps as train_ce) and scores them as is, without audio and with shuffled frames.
 Results go to RUN/learning_sF-L.json and RUN/qa_sF-L.json (rewritten after every row: a stopped run keeps
-what it scored); the table is built from every such file in RUN (seeds merged), with reference rows computed
-on the same test split (:func:`reference_rows`), and written to RUN/table.json and RUN/table.md.
+what it scored); the table is built from every RUN/learning_s*.json and RUN/qa_s*.json (seeds and rows
+merged), with reference rows computed on the same test split (:func:`reference_rows`), and written to
+RUN/table.json and RUN/table.md.
 
 Separated: the difference of the means is larger than twice the larger of the two seed standard deviations
 (bench/seeds.py); with one seed there is no verdict.
@@ -130,10 +131,18 @@ def reference_rows(data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> dict[str
 
 
 def _merge(paths: list[Path]) -> dict[str, dict]:
-    """per_seed of every result file, merged (a later file's seed replaces an earlier one's)."""
+    """per_seed of every result file, merged row by row (qa_learning's "qa_test" / "cider_test" tables too), so
+    runs of one seed written by separate processes (e.g. `--runs qa` and `--runs multi`) add up; a later
+    file's row replaces an earlier one's."""
     per_seed: dict[str, dict] = {}
     for path in sorted(paths):
-        per_seed.update(json.loads(path.read_text())["per_seed"])
+        for seed, rows in json.loads(path.read_text())["per_seed"].items():
+            target = per_seed.setdefault(seed, {})
+            for name, value in rows.items():
+                if name in ("qa_test", "cider_test") and isinstance(target.get(name), dict):
+                    target[name] = {**target[name], **value}
+                else:
+                    target[name] = value
     return per_seed
 
 

@@ -167,3 +167,16 @@ def test_recipe_table_merges_seed_files_and_judges_separation(tmp_path, monkeypa
     assert verdicts[("multi-task vs QA only (QA)", "accuracy")] == "pending"
     text = recipe_table.markdown(table)
     assert "| (b) train_ce | 3 | 1.050 ± 0.050 |" in text and "METEOR" not in text and "pending (not run)" in text
+
+
+def test_recipe_table_merges_runs_of_one_seed_from_separate_files(tmp_path):
+    from bench import recipe_table
+
+    qa_only = {"qa_test": {"QA only": {"accuracy": 0.5}}, "cider_test": {"QA only": 0.01}}
+    multi = {"qa_test": {"captions + QA (multi-task)": {"accuracy": 0.7}},
+             "cider_test": {"captions + QA (multi-task)": 1.2}}
+    (tmp_path / "qa_s0-0.json").write_text(json.dumps({"per_seed": {"0": qa_only}}))
+    (tmp_path / "qa_s0-0_multi.json").write_text(json.dumps({"per_seed": {"0": multi}}))
+    merged = recipe_table._merge(sorted(tmp_path.glob("qa_s*.json")))
+    assert merged["0"]["qa_test"] == {**qa_only["qa_test"], **multi["qa_test"]}
+    assert merged["0"]["cider_test"] == {"QA only": 0.01, "captions + QA (multi-task)": 1.2}
