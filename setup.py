@@ -24,10 +24,13 @@ setup(
         "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
-        "dev": ["pytest"],
+        # the demo page (python -m videoblip2.app); its browser test also uses selenium + the system's Chromium
+        "app": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
+                "gradio>=6,<7", "matplotlib"],
+        "dev": ["pytest", "selenium"],
         "all": [
             "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
-            "pycocoevalcap==1.2", "accelerate", "matplotlib", "pytest",
+            "pycocoevalcap==1.2", "accelerate", "matplotlib", "gradio>=6,<7", "pytest", "selenium",
         ],
     },
 )

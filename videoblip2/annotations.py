@@ -58,11 +58,13 @@ Question answering (:func:`load_qa_annotations`, detected by :func:`is_qa_annota
    Question type ``"Audio-Visual/Temporal"``, modality ``"Audio-Visual"``.
 5. MSRVTT-QA / MSVD-QA as released: ``{"id": 0, "video_id": 7010, "question": ..., "answer": ...}`` with an
    integer video id N. The feature stem is ``video{N}`` (MSR-VTT; ``int_video_template="video{}"``).
-   MSVD-QA numbers its clips ``vidN``: pass ``video_map=`` the release's ``youtube_mapping.txt`` (lines
-   ``CLIP_NAME vidN``) or a JSON ``{"vidN": "CLIP_NAME"}`` to get the clip-name stems the extractors write,
-   or ``int_video_template="vid{}"`` if the feature files are named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
+   MSVD-QA numbers its clips ``vidN``: the release's ``youtube_mapping.txt`` beside the file (lines
+   ``CLIP_NAME vidN``) is found and used, or pass ``video_map=`` it or a JSON ``{"vidN": "CLIP_NAME"}`` to get
+   the clip-name stems the extractors write, or ``int_video_template="vid{}"`` if the feature files are
+   named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
    the file stem of ``video`` (mapped through ``video_map`` too when it is a key there). Question type: the
-   question's first word, lowercased (``what``, ``who``, ``how``, ...).
+   release's ``category_id`` when present (MSRVTT-QA), named after the most common question word of its
+   questions; else the question's first word, lowercased, contraction dropped (``what's`` -> ``what``).
 6. Plain: ``{"video_id": "video7", "question": ..., "answer": ...}`` with optional ``question_id`` and
    ``type`` (the question type; ``""`` when absent).
 
@@ -77,6 +79,7 @@ import json
 import math
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +96,17 @@ __all__ = [
     "QAItem",
     "UnsafeAnnotationIdError",
     "add_ann_format_argument",
+    "add_qa_mapping_argument",
     "detect_format",
     "has_splits",
     "is_qa_annotation",
     "load_annotations",
     "load_predictions",
     "load_qa_annotations",
+    "qa_video_map",
     "load_qa_predictions",
     "load_segments",
+    "normalize_answer",
     "normalize_caption",
     "parse_clip_name",
     "save_predictions",
@@ -555,6 +561,14 @@ def add_ann_format_argument(parser: Any) -> None:
                              "where a file could be read two ways, e.g. a .txt MSVD caption list for an extractor)")
 
 
+def add_qa_mapping_argument(parser: Any) -> None:
+    """``--qa-mapping`` for every command that reads QA annotations (an argparse parser or argument group)."""
+    parser.add_argument("--qa-mapping", default=None, metavar="FILE",
+                        help=f"MSVD-QA: the release's {MSVD_MAPPING_NAME} (lines CLIP_NAME vidN) or a JSON "
+                             "{\"vidN\": clip name}, mapping the integer video ids to the clip names the features "
+                             f"are saved under (default: the {MSVD_MAPPING_NAME} beside the QA file, if any)")
+
+
 def has_splits(path: str | os.PathLike, format: str = "auto") -> bool:
     """True if ``path`` holds several splits: the official MSR-VTT file, MSVD with ``youtube_mapping.txt``
     beside it, a VALOR / VATEX folder. Unreadable files answer False (loading them reports the problem)."""
@@ -864,6 +878,21 @@ def _qa_text(path: str, where: str, record: Mapping[str, Any], key: str) -> str:
     return " ".join(value.split())
 
 
+# MSRVTT-QA's records carry the question type as an integer category_id: the type is that category, named
+# after the most common question word of its questions in the file (no id -> name table to get wrong); a
+# file without it (MSVD-QA) is typed by the question word.
+_CATEGORY_PREFIX = "\0category "
+_CONTRACTION = re.compile(r"(['\u2019](s|re|d|ll|ve|m))$")
+
+
+def question_word(question: str) -> str:
+    """The question's first word, lowercased, contraction and punctuation dropped: "What's ..." -> "what"."""
+    words = question.split()
+    if not words:
+        return ""
+    return _CONTRACTION.sub("", words[0].lower()).strip(string.punctuation + "\u2019")
+
+
 def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | None,
              int_video_template: str) -> QAItem:
     where = f"record {index}"
@@ -924,8 +953,10 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
             if not isinstance(record["type"], str):
                 raise AnnotationError(f"{path}: {where}: 'type' must be a string, got {record['type']!r}")
             qtype = record["type"].strip()
+        elif isinstance(record.get("category_id"), int) and not isinstance(record["category_id"], bool):
+            qtype = f"{_CATEGORY_PREFIX}{record['category_id']}"  # named after loading (_name_categories)
         elif "id" in record or "video" in record or isinstance(record["video_id"], int):  # MSRVTT/MSVD-QA
-            qtype = question.split()[0].lower()
+            qtype = question_word(question)
         else:
             qtype = ""
     else:
@@ -938,17 +969,38 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
     return QAItem(question_id, video_id, question, answer, qtype, modality)
 
 
+def qa_video_map(path: str | os.PathLike, records: Any = None) -> str | None:
+    """The ``youtube_mapping.txt`` beside a QA file whose records have integer video ids (MSVD-QA), or None.
+
+    ``records``: the file's parsed records, when the caller has them (else the file is read).
+    """
+    beside = os.path.join(os.path.dirname(os.path.abspath(os.fspath(path))), MSVD_MAPPING_NAME)
+    if not os.path.isfile(beside):
+        return None
+    if records is None:
+        records = _read_json_or_lines(os.fspath(path))
+    if isinstance(records, Mapping):
+        records = [records]
+    integer_ids = isinstance(records, list) and any(
+        isinstance(r, Mapping) and isinstance(r.get("video_id"), int) and not isinstance(r.get("video_id"), bool)
+        for r in records[:100])
+    return beside if integer_ids else None
+
+
 def load_qa_annotations(path: str | os.PathLike,
                         video_map: str | os.PathLike | Mapping[str, str] | None = None,
-                        int_video_template: str = "video{}") -> list[QAItem]:
+                        int_video_template: str | None = None) -> list[QAItem]:
     """Load the questions of a QA annotation file in any supported format (see the module docstring).
 
     Args:
         path: JSON list or JSON Lines file.
         video_map: MSVD-QA: ``youtube_mapping.txt`` (``CLIP_NAME vidN`` lines), a JSON object or a mapping
-            ``{"vidN": stem}``; integer video ids N then map through ``vidN``.
+            ``{"vidN": stem}``; integer video ids N then map through ``vidN``. None: a file with integer video
+            ids uses the ``youtube_mapping.txt`` beside it when there is one (the MSVD-QA release layout:
+            ``train_qa.json``, ``val_qa.json``, ``test_qa.json`` and ``youtube_mapping.txt`` in one folder),
+            as the MSVD caption loader does (``qa_video_map``).
         int_video_template: without ``video_map``, the stem of integer video id N (default ``video{N}``,
-            MSR-VTT's names).
+            MSR-VTT's names); naming it also turns off finding ``youtube_mapping.txt`` beside the file.
 
     Returns:
         One :class:`QAItem` per record, in file order.
@@ -967,6 +1019,9 @@ def load_qa_annotations(path: str | os.PathLike,
                               f"got {type(data).__name__}")
     if not data:
         raise AnnotationError(f"{path}: no questions")
+    if video_map is None and int_video_template is None:
+        video_map = qa_video_map(path, data)
+    int_video_template = "video{}" if int_video_template is None else int_video_template
     mapping = _read_video_map(video_map) if video_map is not None else None
     items: list[QAItem] = []
     seen: dict[str, int] = {}
@@ -981,7 +1036,53 @@ def load_qa_annotations(path: str | os.PathLike,
                                   f"{'no' if item.answer is None else 'an'} answer, unlike record 0 "
                                   "(every record has an answer or none does)")
         items.append(item)
-    return items
+    return _name_categories(items)
+
+
+def _name_categories(items: list[QAItem]) -> list[QAItem]:
+    """Question types from category_id: "category N" -> the most common question word of its questions."""
+    from collections import Counter
+    from dataclasses import replace
+
+    words: dict[str, Counter] = {}
+    for item in items:
+        if item.qtype.startswith(_CATEGORY_PREFIX):
+            words.setdefault(item.qtype, Counter())[question_word(item.question)] += 1
+    if not words:
+        return items
+    names = {category: counts.most_common(1)[0][0] for category, counts in words.items()}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    names = {category: (f"{name} ({category[len(_CATEGORY_PREFIX):]})" if name in shared else name)
+             for category, name in names.items()}
+    return [replace(item, qtype=names[item.qtype]) if item.qtype in names else item for item in items]
+
+
+ARTICLES = frozenset({"a", "an", "the"})
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+NUMBER_WORDS = {**{word: i for i, word in enumerate(_UNITS)}, **_TENS}
+_ANSWER_PUNCTUATION = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+
+
+def normalize_answer(text: str) -> str:
+    """The form QA answers are compared in (eval.qa's docstring: lowercase, punctuation, articles, number
+    words): ``"Two."`` -> ``"2"``."""
+    if not isinstance(text, str):
+        raise TypeError(f"answer must be a str, got {type(text).__name__}")
+    text = _ANSWER_PUNCTUATION.sub(" ", text.lower().replace("'", "").replace("\u2019", ""))
+    words = [w for w in text.split() if w not in ARTICLES]
+    out: list[str] = []
+    for word in words:
+        if word in NUMBER_WORDS:
+            value = NUMBER_WORDS[word]
+            if out and 1 <= value <= 9 and out[-1].isdigit() and int(out[-1]) in _TENS.values():
+                out[-1] = str(int(out[-1]) + value)  # "twenty one" -> "21"
+                continue
+            word = str(value)
+        out.append(word)
+    return " ".join(out)
 
 
 def save_qa_predictions(records: Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
