@@ -24,10 +24,13 @@ setup(
         "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
-        "dev": ["pytest"],
+        # the documentation site (mkdocs.yml, docs/): `mkdocs build --strict`, offline
+        "docs": ["mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
+        "dev": ["pytest", "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
         "all": [
             "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow",
             "pycocoevalcap==1.2", "accelerate", "matplotlib", "pytest",
+            "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*",
         ],
     },
 )

@@ -1,23 +1,59 @@
-"""The README's Python examples run, so the documentation cannot rot."""
+"""The examples of README.md and of the documentation site (docs/) run, so the documentation cannot rot.
 
+Every ```python block runs (except those marked `# not run by the tests: why`); every `python -m ...`,
+`torchrun -m ...` and `python bench/*.py ...` command of a ```bash block goes through its module's `parse_args`,
+so the documented flags, choices and types are those the commands take (tests/doc_blocks.py).
+"""
+
+import contextlib
+import importlib
+import io
 import re
 import tempfile
-from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SKIP_MARK = "# not run by the tests:"  # first line of examples that need real checkpoints or GPUs
-BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-          if not b.startswith(SKIP_MARK)]
+from doc_blocks import ROOT, blocks, commands, python_blocks
+
+PYTHON = python_blocks()
+COMMANDS = [c for b in blocks("bash") for c in commands(b)]
 
 
-def test_readme_has_runnable_examples():
-    assert len(BLOCKS) >= 3
+def test_docs_have_runnable_examples():
+    assert len(PYTHON) >= 3 and len(COMMANDS) >= 20
+    assert {b.path.name for b in PYTHON} > {"README.md"}, "the docs/ pages' examples are collected too"
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index, tmp_path, monkeypatch):
+@pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.name)
+def test_python_example_runs(block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the examples' mkdtemp() folders go with tmp_path
-    exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
+    exec(compile(block.code, f"{block.name} python block", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: f"{c.block.name}:{c.module}")
+def test_documented_command_parses(command, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    unexpanded = [word for word in command.argv if re.search(r"\$\{?\w", word)]
+    assert not unexpanded, f"{command.block.name}: {command.line!r}: undefined shell variable in {unexpanded}"
+    module = importlib.import_module(command.module)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            module.parse_args(command.argv)
+    except SystemExit as exit:
+        pytest.fail(f"{command.block.name}: {command.line!r} does not parse (exit {exit.code}): "
+                    f"{stderr.getvalue().strip().splitlines()[-1:]}")
+
+
+def test_a_renamed_flag_fails_the_check(monkeypatch):
+    """The check can fail: a documented command with a flag the module does not take is caught."""
+    from doc_blocks import Block, Command
+
+    block = Block(ROOT / "README.md", 0, "bash", "python -m videoblip2.predict --model m --no-such-flag\n", {})
+    [command] = commands(block)
+    assert command.module == "videoblip2.predict" and command.argv == ["--model", "m", "--no-such-flag"]
+    with pytest.raises(pytest.fail.Exception, match="no-such-flag"):
+        test_documented_command_parses(command, monkeypatch)
+    shell = Block(ROOT / "README.md", 0, "bash", 'M="--a 1 \\\n --b"\nX=$M\npython -m m $X --c && bash y\n', {})
+    assert [c.argv for c in commands(shell)] == [["--a", "1", "--b", "--c"]]
