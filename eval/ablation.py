@@ -40,7 +40,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m eval.ablation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
+    p.add_argument("--model", required=True,
+                   help="a save_pretrained directory (e.g. runs/x/best) or a Hugging Face Hub id (org/name)")
     p.add_argument("--features", required=True, help="features directory with video/ and audio/")
     p.add_argument("--ann", required=True, help="reference captions (any format videoblip2.annotations reads)")
     p.add_argument("--split", default=None, help="split of an --ann with splits (e.g. test)")

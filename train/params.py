@@ -11,8 +11,8 @@ def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> No
     """--model DIR | --tiny | real sources (--t5, --qformer-tokenizer, --bert, --blip2, --config)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
-                       help="a save_pretrained directory, or a training output directory (its best/ or last/, "
-                            "see --checkpoint)")
+                       help="a save_pretrained directory, a training output directory (its best/ or last/, "
+                            "see --checkpoint), or a Hugging Face Hub id (org/name)")
     group.add_argument("--checkpoint", choices=("best", "last"), default="best",
                        help="which save of a training output directory --model starts from (default: best)")
     if not fresh:

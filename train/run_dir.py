@@ -42,7 +42,12 @@ TINY_INIT_DIR = ".tiny_init"
 
 
 def resolve_model_dir(path: str | os.PathLike, checkpoint: str = "best") -> Path:
-    """A save_pretrained directory as given, or `checkpoint` (then the other one) of a training output directory."""
+    """A save_pretrained directory as given, `checkpoint` (then the other one) of a training output directory, or
+    the cached snapshot of a Hugging Face Hub model id (videoblip2.hub.resolve: downloaded if needed)."""
+    from videoblip2.hub import is_local, resolve
+
+    if not is_local(path):
+        return resolve(path)
     path = Path(path)
     if (path / CONFIG_NAME).is_file():
         return path

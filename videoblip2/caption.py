@@ -182,7 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("videos", nargs="+", help="video files or folders (searched recursively for videos)")
-    parser.add_argument("--model", required=True, help="VideoBLIP2 save_pretrained directory")
+    parser.add_argument("--model", required=True,
+                        help="VideoBLIP2 save_pretrained directory or Hugging Face Hub id (org/name)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
     clip.add_argument("--clip", default=DEFAULT_CLIP_MODEL, help="open_clip architecture or model-config .json")

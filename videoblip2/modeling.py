@@ -100,11 +100,14 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
     )
 
 
-def build_t5(config: VideoBLIP2Config) -> T5ForConditionalGeneration:
-    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied)."""
+def build_t5(config: VideoBLIP2Config, name_or_path: str | os.PathLike | None = None) -> T5ForConditionalGeneration:
+    """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied).
+
+    `name_or_path` replaces `t5.name_or_path` as the place to load from (a folder `from_pretrained` resolved).
+    """
     dropout = {} if config.t5.dropout_rate is None else {"dropout_rate": config.t5.dropout_rate}
     if config.t5.architecture is None:
-        return T5ForConditionalGeneration.from_pretrained(config.t5.name_or_path, **dropout)
+        return T5ForConditionalGeneration.from_pretrained(name_or_path or config.t5.name_or_path, **dropout)
     t5 = T5ForConditionalGeneration(transformers.T5Config(**{**config.t5.architecture, **dropout}))
     if config.t5.architecture.get("tie_word_embeddings") is False:
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
@@ -624,6 +627,22 @@ class VideoBLIP2(nn.Module):
         self.t5_tokenizer.save_pretrained(path / T5_TOKENIZER_DIR)
         self.qformer_tokenizer.save_pretrained(path / QFORMER_TOKENIZER_DIR)
 
+    def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
+                    token: str | bool | None = None) -> str:
+        """Upload this model to the Hugging Face Hub repository `repo_id` (created if needed); returns its URL.
+
+        The repository gets the `save_pretrained` files and a model card (README.md) from the config; a trained
+        run is better published with ``python -m videoblip2.publish RUN``, whose card also carries the recipe,
+        the feature extractors and the test metrics. The token: `token`, else ``HF_TOKEN`` or the saved login.
+        """
+        import tempfile
+
+        from .publish import publish
+
+        with tempfile.TemporaryDirectory(prefix="videoblip2-push-") as tmp:
+            self.save_pretrained(tmp)
+            return publish(tmp, repo_id, private=private, commit_message=commit_message, token=token)
+
     def _merged_state_dict(self) -> dict[str, torch.Tensor]:
         """State dict with each LoRA delta folded into its base weight and the adapters zeroed."""
         state = dict(self.state_dict())
@@ -637,10 +656,35 @@ class VideoBLIP2(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, model_directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        map_location: str | torch.device = "cpu",
     ) -> VideoBLIP2:
-        """Rebuild a model written by `save_pretrained` (base T5 loaded by name unless it is in the directory)."""
-        path = Path(model_directory)
+        """Rebuild a model written by `save_pretrained`: a local folder, or a Hugging Face Hub id (``org/name``).
+
+        Args:
+            name_or_path: a `save_pretrained` folder, or a Hub model repository (published with `push_to_hub` or
+                ``python -m videoblip2.publish``), fetched into the huggingface_hub cache (``HF_HOME``); offline
+                (``HF_HUB_OFFLINE=1``) a cached copy is used.
+            revision: branch, tag or commit of a Hub repository (default: main).
+            cache_dir: huggingface_hub cache folder (default: ``HF_HUB_CACHE``).
+            local_files_only: never go to the network; the cached copy or an error.
+            token: Hub token for private repositories (default: ``HF_TOKEN`` or the saved login).
+            map_location: device of the returned model (in eval mode, like transformers').
+
+        The base T5 the config names (`t5.name_or_path`, unless its weights are in the folder) is resolved the
+        same way (cache, offline, token); the tokenizers come from the folder. A name that cannot be resolved
+        raises `videoblip2.hub.HubError` (a `CheckpointError`) naming it and what to do, before any weights load.
+        """
+        from .hub import resolve, resolve_t5
+
+        hub = dict(cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        path = resolve(name_or_path, revision=revision, **hub)
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such model directory")
         for needed in (CONFIG_NAME, WEIGHTS_NAME, T5_TOKENIZER_DIR, QFORMER_TOKENIZER_DIR):
@@ -650,10 +694,12 @@ class VideoBLIP2(nn.Module):
             config = VideoBLIP2Config.load(path / CONFIG_NAME)
         except ConfigError as e:
             raise CheckpointError(str(e)) from None
+        t5_source = None if config.t5.architecture is not None else resolve_t5(config.t5.name_or_path, **hub)
         model = cls(
             config,
             t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
             qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
+            t5=None if t5_source is None else build_t5(config, t5_source),
         )
         try:
             state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))

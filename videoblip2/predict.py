@@ -171,7 +171,8 @@ def predict_answers(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Caption pre-extracted features with a trained VideoBLIP2.")
-    p.add_argument("--model", required=True, help="a save_pretrained directory (e.g. runs/x/best)")
+    p.add_argument("--model", required=True,
+                   help="a save_pretrained directory (e.g. runs/x/best) or a Hugging Face Hub id (org/name)")
     p.add_argument("--features", required=True, help="features directory with video/ and audio/")
     p.add_argument("--ann", help="annotation file naming the videos to caption (else every video file)")
     p.add_argument("--split", default=None,
