@@ -5,7 +5,8 @@ or GPUs; say why after the colon). Shell blocks (```bash) are split into command
 `torchrun ... -m MODULE ...` and `python bench/X.py ...` command line is handed to that module's
 `parse_args(argv)`, so a renamed or removed flag, a bad choice or a wrong type in the documentation fails a test.
 Variables assigned in the block (`MODEL="..."`) and in earlier blocks of the same page are expanded first.
-Commands of other programs (bash scripts, pip, torchrun's own flags, export) are not run.
+Flags written as optional (`[--num-beams 1]`) are checked as if given. Commands of other programs (bash scripts,
+pip, torchrun's own flags, export) are not run.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def commands(block: Block) -> list[Command]:
             env.update(assignments(line, env))
             continue
         for part in re.split(r"\s*(?:&&|;|\|\|)\s*", line):
-            words = shlex.split(expand(part, env), comments=True)
+            # `[--flag VALUE]`: an optional flag, checked as if given
+            words = shlex.split(re.sub(r"\[(--[^\[\]]*)\]", r"\1", expand(part, env)), comments=True)
             module = None
             if words[:1] == ["torchrun"]:
                 if "-m" in words:
