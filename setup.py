@@ -21,14 +21,14 @@ setup(
     ],
     extras_require={
         # open_clip/laion-clap need a torchvision that matches torch 2.14.1
-        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow"],
+        "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
         # the documentation site (mkdocs.yml, docs/): `mkdocs build --strict`, offline
         "docs": ["mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
         "dev": ["pytest", "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
         "all": [
-            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow",
+            "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
             "pycocoevalcap==1.2", "accelerate", "matplotlib", "pytest",
             "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*",
         ],

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
                    "(videoblip2.extract.window_starts); each repeat-padded to the CLAP input length",
         "dim": encoder.dim,
         "dtype": "float16",
+        **encoder.describe(),  # normalization, preprocessing, precision
     }
     update_meta(out, "audio", entry, CHECKED_KEYS, has_features=bool(done))
 

@@ -502,6 +502,7 @@ class RunSummary:
     written: int = 0
     failed: int = 0
     no_audio: list[str] = field(default_factory=list)
+    rotated: int = 0  # videos whose frames the display matrix turned upright (rotated / mirrored streams)
     seconds: float = 0.0  # wall time of the decode + encode loop (model loading excluded)
     encode_seconds: float = 0.0  # of which inside the model (incl. host<->device copies)
     failures: Path | None = None
@@ -516,6 +517,8 @@ class RunSummary:
                 f"{self.failed} failed")
         if kind == "audio":
             text += f", {len(self.no_audio)} without sound"
+        if self.rotated:
+            text += f", {self.rotated} turned upright by their display matrix"
         text += f" ({self.seconds:.1f} s, {self.videos_per_second:.2f} videos/s)"
         if self.failed:
             text += f"; see {self.failures}"
@@ -575,6 +578,8 @@ def run_extraction(
                 bar.update(1)
                 bar.set_postfix(failed=summary.failed)
                 continue
+            if decoded.get("orientation"):
+                summary.rotated += 1
             reason = skip(item, decoded)
             if reason is not None:
                 summary.no_audio.append(item.video_id)

@@ -82,9 +82,10 @@ class DecodeFrames:
         self.num_frames, self.fps, self.prepare, self.threads = num_frames, fps, prepare, threads
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
+        info: dict[str, Any] = {}
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads, segment=item.segment)
-        return {"frames": torch.from_numpy(frames)}  # (T, S, S, 3) uint8
+                               threads=self.threads, segment=item.segment, info=info)
+        return {"frames": torch.from_numpy(frames), "orientation": info["orientation"]}  # (T, S, S, 3) uint8
 
 
 def pretrained_label(pretrained: str | None) -> str:
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
         "image_size": list(encoder.image_size),
         "dim": encoder.dim,
         "dtype": "float16",
+        **encoder.describe(),  # normalization, preprocessing, precision
     }
     update_meta(out, "video", entry, CHECKED_KEYS, has_features=bool(done))
 

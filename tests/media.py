@@ -6,6 +6,7 @@ back which frames a decoder sampled. A white square moves across it (the "moving
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -97,6 +98,81 @@ def write_video(
             for packet in astream.encode():
                 container.mux(packet)
     return path
+
+
+def write_media(
+    path: str | Path,
+    frames: list[np.ndarray] | None = None,
+    *,
+    fps: float | Fraction = 8,
+    frame_times: list[float] | None = None,
+    start_s: float = 0.0,
+    display_rotation: tuple[int, bool, bool] | None = None,
+    wave: np.ndarray | None = None,
+    audio_rate: int = 44_100,
+    layout: str = "stereo",
+    audio_codec: str | None = None,
+) -> Path:
+    """A file of any kind the parity tests need: the RGB ``frames`` (None: no video stream) at ``fps`` or stamped
+    ``frame_times`` (seconds; variable frame rate), every stream starting ``start_s`` seconds late, with a
+    display matrix ``(anticlockwise degrees, hflip, vflip)`` (PyAV ``set_display_rotation``: a player turns
+    the stored frames by it), and the audio ``wave`` ``(channels, samples)`` in ``layout`` ("mono", "stereo",
+    "5.1"). A .wav file holds only the wave (16-bit PCM); mp4/mov/mkv get H.264 + AAC.
+    """
+    path = Path(path)
+    wav = path.suffix.lower() == ".wav"
+    audio_codec = audio_codec or ("pcm_s16le" if wav else "aac")
+    with av.open(str(path), "w") as container:
+        vstream = None
+        if frames is not None:
+            vstream = container.add_stream("libx264", rate=fps)
+            height, width = frames[0].shape[:2]
+            vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+            vstream.options = {"preset": "ultrafast", "crf": "18", "g": "4"}
+            if frame_times is not None:
+                vstream.codec_context.time_base = Fraction(1, 1000)
+            if display_rotation is not None:
+                degrees, hflip, vflip = display_rotation
+                vstream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        astream = container.add_stream(audio_codec, rate=audio_rate, layout=layout) if wave is not None else None
+        for i, image in enumerate(frames or []):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if frame_times is not None:
+                frame.time_base = Fraction(1, 1000)
+                frame.pts = int(round((start_s + frame_times[i]) * 1000))
+            else:
+                frame.time_base = 1 / Fraction(fps)
+                frame.pts = i + int(round(start_s * fps))
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        if vstream is not None:
+            for packet in vstream.encode():
+                container.mux(packet)
+        if astream is not None:
+            fmt = "s16p" if audio_codec == "pcm_s16le" else "fltp"
+            data = np.clip(wave, -1, 1)
+            data = (data * 32767).astype(np.int16) if fmt == "s16p" else data.astype(np.float32)
+            offset = int(round(start_s * audio_rate))
+            for begin in range(0, data.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, begin : begin + 1024]), format=fmt,
+                                                   layout=layout)
+                frame.sample_rate, frame.pts = audio_rate, offset + begin
+                for packet in astream.encode(frame):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path
+
+
+def chirp_wave(seconds: float, rate: int, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """``(channels, samples)`` float32: a 200 Hz -> 3 kHz chirp plus noise, different in every channel and
+    second (so moved windows give other features)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    chirp = 0.4 * np.sin(2 * np.pi * (200 * t + (2800 / (2 * seconds)) * t**2))
+    rows = [chirp * (0.5 + 0.5 * np.cos(2 * np.pi * (c + 1) * t / seconds)) + 0.05 * rng.standard_normal(len(t))
+            for c in range(channels)]
+    return np.stack(rows).astype(np.float32)
 
 
 def write_corrupt(path: str | Path, keep: float = 0.3) -> Path:

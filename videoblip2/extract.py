@@ -4,11 +4,13 @@ Used by the batch extractors (``python -m features.video`` / ``features.audio``,
 cross-video GPU batching, resume and sharding) and by ``videoblip2.caption`` (one video at a time).
 
 Frames: decoded with PyAV (FFmpeg), ``num_frames`` sampled uniformly (the middle frame of equal segments,
-:func:`sample_frame_indices`), resized and cropped by the CLIP model's own ``preprocess`` (PIL), normalised
-on the model's device. Audio: decoded with PyAV, resampled to CLAP's 48 kHz, averaged to mono, quantised to
+:func:`sample_frame_indices`), turned upright by the stream's display matrix as players and ``ffmpeg`` show
+them (:func:`display_orientation`), resized and cropped by the CLIP model's own ``preprocess`` (PIL),
+normalised on the model's device. Audio: decoded with PyAV, cut to the stream's declared start and duration
+(no encoder padding), averaged to mono and resampled to CLAP's 48 kHz as ``librosa.load`` does, quantised to
 int16 as CLAP does, cut into windows (:func:`window_starts`) and embedded with LAION CLAP's audio tower.
 
-Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``.
+Needs the ``features`` extra: ``av``, ``open_clip_torch``, ``laion-clap``, ``Pillow``, ``soxr`` (librosa's resampler).
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ def _open_media(path: str | os.PathLike):
         container.close()
 
 
-Segment = tuple[float, float]  # (start, end) in seconds of the file's presentation time; end excluded
+Segment = tuple[float, float]  # (start, end) in seconds from the file's start; end excluded
 _SEGMENT_TOLERANCE = 1e-3  # seconds: a frame stamped 1.9999 belongs to a segment starting at 2
 
 
@@ -216,6 +218,20 @@ def check_segment(segment: Segment | None) -> Segment | None:
     return segment
 
 
+def _file_start(container) -> float:
+    """Seconds at which the file starts (its earliest stream): 0 for most mp4s, e.g. 1.4 for MPEG-TS."""
+    start = container.start_time
+    return float(start) / 1_000_000 if start is not None and start > 0 else 0.0  # AV_TIME_BASE units
+
+
+def _absolute(container, segment: Segment | None) -> Segment | None:
+    """A segment (seconds from the file's start, as players and ``ffmpeg -ss`` count) in presentation time."""
+    if segment is None:
+        return None
+    start = _file_start(container)
+    return segment[0] + start, segment[1] + start
+
+
 def probe_video(path: str | os.PathLike, segment: Segment | None = None) -> tuple[int, float | None]:
     """(frame count, native fps) of the first video stream; the count is the container's, else one per packet.
 
@@ -228,6 +244,7 @@ def probe_video(path: str | os.PathLike, segment: Segment | None = None) -> tupl
             raise ExtractionError(f"{path}: no video stream")
         stream = container.streams.video[0]
         native_fps = float(stream.average_rate) if stream.average_rate else None
+        segment = _absolute(container, segment)
         if segment is None and stream.frames and stream.frames > 0:
             return int(stream.frames), native_fps
         try:  # webm/mkv headers carry no count: demux (no decoding) and count the packets
@@ -267,6 +284,7 @@ def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callabl
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg
         if threads > 0:
             stream.thread_count = threads
+        segment = _absolute(container, segment)
         try:
             if segment is not None:
                 _seek(container, stream, segment[0])
@@ -287,6 +305,75 @@ def _decode_at(path: str | os.PathLike, indices: Sequence[int], convert: Callabl
     return out, decoded
 
 
+# ----------------------------------------------------------------------------------------------
+# display matrix (rotated phone videos)
+
+# How to turn a stored frame upright, by name: clockwise rotations (as the old mp4 ``rotate`` tag counts) and
+# mirrorings; ``transpose`` mirrors over the main diagonal, ``transverse`` over the other one. The PIL
+# operation of each is a lossless pixel permutation.
+ORIENTATIONS = ("rotate90", "rotate180", "rotate270", "hflip", "vflip", "transpose", "transverse")
+
+
+def _pil_transpose(orientation: str):
+    from PIL import Image
+
+    T = Image.Transpose
+    return {"rotate90": T.ROTATE_270, "rotate180": T.ROTATE_180, "rotate270": T.ROTATE_90,  # PIL: anticlockwise
+            "hflip": T.FLIP_LEFT_RIGHT, "vflip": T.FLIP_TOP_BOTTOM, "transpose": T.TRANSPOSE,
+            "transverse": T.TRANSVERSE}[orientation]
+
+
+def display_orientation(matrix: Sequence[int] | None) -> str | None:
+    """What turns a frame upright, from its 3x3 display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: nine
+    int32, 16.16 fixed point): one of :data:`ORIENTATIONS`, or None for none / no matrix.
+
+    The same decision as ``ffmpeg``'s and ``ffplay``'s autorotation (``fftools``: ``get_rotation`` then
+    ``transpose`` / ``hflip`` / ``vflip`` filters), so frames come out as players show them. A rotation that
+    is not a multiple of 90 degrees (never written by cameras) is left as it is, with a warning.
+    """
+    if matrix is None:
+        return None
+    a, b, c, d = (float(matrix[i]) / 65536.0 for i in (0, 1, 3, 4))
+    scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
+    if scale_x == 0 or scale_y == 0:
+        return None
+    # av_display_rotation_get: the anticlockwise angle; fftools' get_rotation: clockwise, rounded, in [0, 360)
+    theta = float(-round(-math.degrees(math.atan2(b / scale_y, a / scale_x))))
+    theta -= 360.0 * math.floor(theta / 360.0 + 0.9 / 360.0)
+    if abs(theta - 90) < 1.0:
+        return "transpose" if matrix[3] > 0 else "rotate90"
+    if abs(theta - 270) < 1.0:
+        return "transverse" if matrix[3] < 0 else "rotate270"
+    if abs(theta - 180) < 1.0:
+        return {(True, True): "rotate180", (True, False): "hflip", (False, True): "vflip"}.get(
+            (matrix[0] < 0, matrix[4] < 0))
+    if abs(theta) < 1.0:
+        return "vflip" if matrix[4] < 0 else None
+    logger.warning("display matrix rotates by %g degrees: not a multiple of 90, frames kept as stored", theta)
+    return None
+
+
+def frame_orientation(frame) -> str | None:
+    """:func:`display_orientation` of a decoded PyAV video frame (its display-matrix side data, which FFmpeg
+    copies from the stream: the mp4/mov track matrix, Matroska's projection, an H.264/HEVC SEI)."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    if data is None:
+        return None
+    return display_orientation(np.frombuffer(bytes(data), dtype=np.int32)[:9].tolist())
+
+
+def orient(image, orientation: str | None):
+    """A PIL image turned by one of :data:`ORIENTATIONS` (None: unchanged)."""
+    return image if orientation is None else image.transpose(_pil_transpose(orientation))
+
+
+def upright_image(frame):
+    """A decoded PyAV video frame as an RGB PIL image, the way players show it (display matrix applied)."""
+    return orient(frame.to_image(), frame_orientation(frame))
+
+
 def decode_frames(
     path: str | os.PathLike,
     num_frames: int = DEFAULT_NUM_FRAMES,
@@ -295,11 +382,17 @@ def decode_frames(
     transform: Callable[[Any], Any] | None = None,
     threads: int = 0,
     segment: Segment | None = None,
+    info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Decode the sampled frames of a video as RGB: uint8 ``(T, H, W, 3)``, ``T = len(sample_frame_indices)``.
 
-    With ``segment=(start, end)`` (seconds) only the frames stamped in ``[start, end)`` are sampled from: a
-    clip cut out of a longer video (VATEX, MSVD and MSR-VTT clips are segments of YouTube videos).
+    Frames come out upright, as players show them: a rotated or mirrored stream (phones store portrait video
+    as landscape frames plus a display matrix) is turned by its display matrix (:func:`upright_image`), so a
+    portrait video gives portrait frames.
+
+    With ``segment=(start, end)`` (seconds from the file's start, as ``ffmpeg -ss`` counts) only the frames
+    in ``[start, end)`` are sampled from: a clip cut out of a longer video (VATEX, MSVD and MSR-VTT clips are
+    segments of YouTube videos).
 
     Args:
         path: the video file.
@@ -309,6 +402,8 @@ def decode_frames(
             :meth:`ClipFrameEncoder.prepare`); its output must be a PIL image or an ``(H, W, 3)`` array.
         threads: FFmpeg decoding threads (0: FFmpeg's choice, one per core; give less in worker processes).
         segment: ``(start_s, end_s)`` to sample from instead of the whole video.
+        info: if given, filled with ``{"orientation": ...}``: the :data:`ORIENTATIONS` name that turned the
+            frames upright, None for an upright stream.
 
     Raises:
         ExtractionError: the file cannot be opened, has no video stream or no decodable frame (in the segment).
@@ -317,8 +412,12 @@ def decode_frames(
     if fps is not None and native_fps is None:
         raise ExtractionError(f"{path}: unknown frame rate, cannot sample at --fps {fps}")
 
+    orientations: set[str | None] = set()
+
     def convert(frame):
-        image = frame.to_image()
+        orientation = frame_orientation(frame)
+        orientations.add(orientation)
+        image = orient(frame.to_image(), orientation)
         if transform is not None:
             image = transform(image)
         return np.asarray(image, dtype=np.uint8)
@@ -335,18 +434,37 @@ def decode_frames(
         frames, _ = _decode_at(path, indices, convert, threads, segment)
         if any(frame is None for frame in frames):
             raise ExtractionError(f"{path}: frames disappeared between two decodes")
+    if info is not None:
+        info["orientation"] = next(iter(orientations)) if len(orientations) == 1 else \
+            ",".join(sorted(str(o) for o in orientations))
     return np.stack(frames)
+
+
+def _declared_span(stream) -> tuple[float | None, float | None]:
+    """(start, end) seconds of an audio stream as its container declares them (mp4/mov: the edit list and the
+    track duration; None where it says nothing, e.g. Matroska's tracks have no duration)."""
+    base = stream.time_base
+    if not base or stream.start_time is None:
+        return None, None
+    start = float(stream.start_time * base)
+    return start, (start + float(stream.duration * base) if stream.duration and stream.duration > 0 else None)
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
                  segment: Segment | None = None) -> np.ndarray | None:
     """The first audio track as float32 mono at ``sample_rate``: ``(N,)``; None if the file has no audio stream.
 
-    With ``segment=(start, end)`` (seconds) only the samples of ``[start, end)`` are returned (decoding seeks
-    to the start and stops after the end).
+    The track is what the container declares: from the stream's start to its start + duration (an mp4's edit
+    list and track duration), so the AAC encoder's end padding (up to 1023 samples of not-quite-silence that
+    FFmpeg decodes) and samples before the start are cut, as ``ffmpeg`` and players do. A container that
+    declares no duration (Matroska, WebM: Opus trims itself) keeps every decoded sample.
 
-    FFmpeg (libswresample) resamples each channel; the channels are then averaged, which equals downmixing
-    first since both steps are linear, and gives a plain (L+R)/2 whatever FFmpeg's downmix matrix would be.
+    With ``segment=(start, end)`` (seconds from the file's start) only the samples of ``[start, end)`` are
+    returned (decoding seeks to the start and stops after the end).
+
+    The samples are what ``librosa.load(path, sr=sample_rate)`` gives (what laion_clap's own file loader
+    uses): the channels averaged (a plain mean, whatever FFmpeg's downmix matrix would be), then resampled
+    by soxr at librosa's default quality ("soxr_hq") to ``ceil(n * sample_rate / rate)`` samples.
 
     Raises:
         ExtractionError: the file cannot be opened, or its audio stream cannot be decoded at all.
@@ -354,39 +472,56 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = CLAP_SAMPLE_RATE,
     av = _av()
     check_segment(segment)
     chunks: list[np.ndarray] = []
-    first_time: float | None = None  # seconds of the first decoded sample (the resampled track starts there)
+    first_time: float | None = None  # seconds of the first decoded sample
     with _open_media(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+        rate = int(stream.rate or stream.sample_rate or sample_rate)
+        resampler = av.AudioResampler(format="fltp", rate=rate)  # float planes; keeps the rate and the layout
+        lo, hi = _declared_span(stream)  # presentation times to keep; None: unbounded
+        window = _absolute(container, segment)
+        if window is not None:
+            lo = window[0] if lo is None else max(lo, window[0])
+            hi = window[1] if hi is None else min(hi, window[1])
 
         def take(frames) -> None:
             for out in frames:
                 chunks.append(out.to_ndarray().reshape(out.layout.nb_channels, -1).mean(axis=0))
 
         try:
-            if segment is not None:
-                _seek(container, stream, segment[0])
+            if window is not None:
+                _seek(container, stream, window[0])
             for frame in container.decode(stream):
-                if segment is not None:
-                    if first_time is None:
-                        first_time = frame.time if frame.time is not None else 0.0
-                    elif frame.time is not None and frame.time >= segment[1]:
-                        break
+                if first_time is None:
+                    first_time = frame.time if frame.time is not None else (lo or 0.0)
+                elif hi is not None and frame.time is not None and frame.time >= hi:
+                    break
                 take(resampler.resample(frame))
         except av.FFmpegError as e:
             if not chunks:
                 raise ExtractionError(f"{path}: cannot decode audio ({e})") from None
             logger.warning("%s: audio decoding stopped early (%s)", path, e)
-        take(resampler.resample(None))  # flush the resampler's delay line
+        take(resampler.resample(None))  # flush the format converter
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     wave = np.concatenate(chunks).astype(np.float32, copy=False)
-    if segment is not None:
-        begin = max(0, int(round((segment[0] - (first_time or 0.0)) * sample_rate)))
-        wave = wave[begin : max(begin, int(round((segment[1] - (first_time or 0.0)) * sample_rate)))]
-    return wave
+    origin = first_time or 0.0
+    begin = 0 if lo is None else max(0, int(round((lo - origin) * rate)))
+    stop = len(wave) if hi is None else max(begin, int(round((hi - origin) * rate)))
+    return resample(wave[begin:stop], rate, sample_rate)
+
+
+def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """``librosa.resample(wave, orig_sr=rate, target_sr=target_rate)`` at its default quality, without
+    importing librosa: soxr "HQ", then cut or zero-padded to ``ceil(len * target_rate / rate)`` samples."""
+    if rate == target_rate or wave.size == 0:
+        return wave
+    import soxr
+
+    out = soxr.resample(wave, rate, target_rate, quality="soxr_hq")
+    size = int(np.ceil(wave.shape[-1] * float(target_rate) / rate))
+    return np.asarray(out[:size] if len(out) >= size else np.pad(out, (0, size - len(out))), dtype=np.float32)
 
 
 def is_silent(wave: np.ndarray | None, threshold: float = DEFAULT_SILENCE_THRESHOLD) -> bool:
@@ -449,7 +584,8 @@ class ClipFrameEncoder:
     """
 
     def __init__(self, model: torch.nn.Module, preprocess: Callable, layer: str = "embed",
-                 input_dtype: torch.dtype | None = None, name: str = "", pretrained: str = ""):
+                 input_dtype: torch.dtype | None = None, name: str = "", pretrained: str = "",
+                 precision: str | None = None):
         if layer not in CLIP_LAYERS:
             raise ValueError(f"layer must be one of {CLIP_LAYERS}, got {layer!r}")
         if layer == "pooled" and not all(hasattr(model.visual, a) for a in ("_embeds", "transformer", "_pool")):
@@ -461,11 +597,25 @@ class ClipFrameEncoder:
         self.device = next(model.parameters()).device
         self.input_dtype = input_dtype or torch.float32
         self.name, self.pretrained = name, pretrained
+        self.precision = precision or {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.input_dtype, "fp32")
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         size = model.visual.image_size
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         self.dim = int(self.encode(torch.zeros(1, *self.image_size, 3, dtype=torch.uint8)).shape[-1])
+
+    def describe(self) -> dict[str, Any]:
+        """What the features are, for ``meta.json``: normalisation, preprocessing and precision."""
+        steps = ", ".join(repr(step).replace("\n", " ") for step in getattr(self.preprocess, "transforms", []))
+        return {
+            "normalization": (
+                "none: raw open_clip encode_image output, not L2-normalised (ViT-L-14 openai rows have norm ~22); "
+                "normalise before cosine similarities" if self.layer == "embed" else
+                "none: the ViT's pooled output before the projection, not L2-normalised"),
+            "preprocessing": ("frames turned upright by the display matrix (as ffmpeg autorotates), "
+                              f"RGB from PyAV, then open_clip's eval transform: {steps}"),
+            "precision": self.precision,
+        }
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)``, exactly ``ToTensor`` then ``Normalize``."""
@@ -549,7 +699,7 @@ def load_clip(
             "; offline? pass a local checkpoint file with --pretrained PATH")
         raise ExtractorModelError(f"cannot build CLIP {name} with pretrained={pretrained!r}: {e}{hint}") from e
     input_dtype = open_clip.get_input_dtype(precision)
-    return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype,
+    return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype, precision=precision,
                             name=model_name, pretrained=pretrained or "")
 
 
@@ -696,6 +846,18 @@ class ClapWindowEncoder:
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self.name, self.ckpt = name, ckpt
+        self.precision = precision
+
+    def describe(self) -> dict[str, Any]:
+        """What the features are, for ``meta.json``: normalisation, preprocessing and precision."""
+        return {
+            "normalization": "L2: unit-norm rows, as laion_clap's get_audio_embedding_from_data",
+            "preprocessing": (
+                "first audio stream cut to its declared start and duration (no encoder padding), resampled to "
+                f"{self.sample_rate} Hz as librosa.load does (channel mean, soxr HQ), quantised to int16 as "
+                f"laion_clap does, each window repeat-padded to {self.clip_samples} samples (non-fusion model)"),
+            "precision": f"{self.precision} autocast" if self.autocast_dtype else "fp32",
+        }
 
     def batch(self, windows: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """int16 (or float) windows of <= 10 s -> float32 ``(N, clip_samples)`` model input."""
