@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.0, help="train_ce --dropout (the demo's 0)")
     p.add_argument("--reuse", action="store_true", help="reuse finished runs in --run instead of retraining")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (training and scoring)")
+    p.add_argument("--qa-loss-weights", nargs="+", default=None, metavar="W",
+                   help="only the multi-task run, once per train_ce --qa-loss-weight W ('pooled': without it, the "
+                        "label tokens of both tasks pooled); QA accuracy and CIDEr of each (issue 19)")
     p.add_argument("--score", nargs="+", default=None, metavar="MODEL_DIR",
                    help="no training: score these saved models (QA as is, audio removed, frames shuffled; CIDEr)")
     return p.parse_args(argv)
@@ -98,6 +101,30 @@ def score_models(args, data: Path) -> dict:
     return result
 
 
+def loss_weight_runs(args, data: Path, run: Path, common: list[str], multi: list[str], ratio: float) -> dict:
+    """The multi-task run with each --qa-loss-weight: the same items, the task balance of the loss changed."""
+    test = load_qa_annotations(data / "avqa-test.json")
+    rows, seconds = {}, {}
+    for weight in args.qa_loss_weights:
+        name = f"multi_{weight}"
+        flags = [] if weight == "pooled" else ["--qa-loss-weight", weight]
+        if not (args.reuse and (run / name / "last" / "config.json").exists()):
+            start = time.perf_counter()
+            train_ce.main([*common, *multi, *flags, "--out", str(run / name), "--overwrite"])
+            seconds[name] = round(time.perf_counter() - start, 1)
+        model = VideoBLIP2.from_pretrained(run / name / "last").eval()
+        rows[name] = {**score_qa(model, data, test), "cider": score_captions(model, data)}
+    result = {"multi_task_by_qa_loss_weight": rows, "train_seconds": seconds,
+              "settings": {**vars(args), "qa_ratio_multi": ratio, "questions_test": len(test)}}
+    atomic_write_json(args.out, result, indent=2)
+    columns = ["accuracy", "modality Audio", "modality Visual", "Audio-Visual/Temporal", "cider"]
+    print(f"{'':20s}" + "".join(f"{c:>24s}" for c in columns))
+    for name, row in rows.items():
+        print(f"{name:20s}" + "".join(f"{row.get(c, float('nan')):24.3f}" for c in columns))
+    print(f"wrote {args.out}")
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
@@ -118,6 +145,8 @@ def main(argv=None) -> dict:
         "multi": [*captions, *questions, "--qa-ratio", f"{ratio:.6g}", "--best-metric", "val_qa_accuracy",
                   "--max-steps", str(args.qa_steps + args.caption_steps)],
     }
+    if args.qa_loss_weights:
+        return loss_weight_runs(args, data, run, common, runs["multi"], ratio)
     seconds = {}
     for name, flags in runs.items():
         if args.reuse and (run / name / "last" / "config.json").exists():

@@ -20,7 +20,14 @@ oracle prior that upper-bounds a prior learnt on the training answers):
   type (VQA's "per Q-type prior"); ``per_type[T]["majority_baseline"]`` is that number within type T and
   ``per_modality[M]["majority_baseline"]`` within modality M.
 
-Per-type majority is the stronger baseline and the one to beat for a model that only reads the question.
+* ``question_prior``: every question answered with the most frequent answer of the questions with the same
+  text (normalised): the best a model reading only the question can do on these questions. Per type and
+  overall. It is the floor to quote for two-choice types, where one majority answer per type falls below
+  chance (MUSIC-AVQA's "open or close?" type mixes questions whose two choices differ);
+* ``chance``: for a type whose every question offers two choices ("... X or Y?"), 1/2; else None.
+
+Per-type majority is the stronger of the first two and the one to beat for a model that only reads the
+question type; the question-only prior bounds what reading the question's words alone can give.
 """
 
 from __future__ import annotations
@@ -30,35 +37,17 @@ import string
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
-from videoblip2.annotations import AnnotationError, QAItem
+from videoblip2.annotations import NUMBER_WORDS, AnnotationError, QAItem, normalize_answer  # noqa: F401
 
 __all__ = ["format_qa_table", "majority_accuracy", "normalize_answer", "qa_scores"]
 
-ARTICLES = frozenset({"a", "an", "the"})
-_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-         "ninety": 90}
-NUMBER_WORDS = {**{word: i for i, word in enumerate(_UNITS)}, **_TENS}
 _PUNCTUATION = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+# "... open or close?", "is the drum on the left or the right": two named choices
+_TWO_CHOICES = re.compile(r"\w\s+or\s+(the\s+)?\w", re.IGNORECASE)
 
 
-def normalize_answer(text: str) -> str:
-    """The form answers are compared in (see the module docstring): ``"Two."`` -> ``"2"``."""
-    if not isinstance(text, str):
-        raise TypeError(f"answer must be a str, got {type(text).__name__}")
-    text = _PUNCTUATION.sub(" ", text.lower().replace("'", "").replace("\u2019", ""))
-    words = [w for w in text.split() if w not in ARTICLES]
-    out: list[str] = []
-    for word in words:
-        if word in NUMBER_WORDS:
-            value = NUMBER_WORDS[word]
-            if out and 1 <= value <= 9 and out[-1].isdigit() and int(out[-1]) in _TENS.values():
-                out[-1] = str(int(out[-1]) + value)  # "twenty one" -> "21"
-                continue
-            word = str(value)
-        out.append(word)
-    return " ".join(out)
+def _question_key(question: str) -> str:
+    return " ".join(_PUNCTUATION.sub(" ", question.lower()).split())
 
 
 def majority_accuracy(answers: Sequence[str]) -> tuple[float, str]:
@@ -135,6 +124,19 @@ def qa_scores(predictions: Mapping[str, str], items: Sequence[QAItem], source: s
             "accuracy": sum(correct[i] for i in rows) / len(rows), "count": len(rows),
             "majority_baseline": sum(per_type[items[i].qtype]["majority_answer"] == references[i]
                                      for i in rows) / len(rows)}
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        by_text[_question_key(item.question)].append(i)
+    prior_hit = [0.0] * len(items)
+    for rows in by_text.values():
+        accuracy, _ = majority_accuracy([references[i] for i in rows])
+        for i in rows:
+            prior_hit[i] = accuracy
+    for qtype, rows in by_type.items():
+        per_type[qtype]["question_prior"] = sum(prior_hit[i] for i in rows) / len(rows)
+        per_type[qtype]["chance"] = 0.5 if all(_TWO_CHOICES.search(items[i].question) for i in rows) else None
+    for modality, rows in by_modality.items():
+        per_modality[modality]["question_prior"] = sum(prior_hit[i] for i in rows) / len(rows)
     baseline, answer = majority_accuracy(references)
     return {
         "accuracy": sum(correct) / len(items),
@@ -142,22 +144,30 @@ def qa_scores(predictions: Mapping[str, str], items: Sequence[QAItem], source: s
         "majority_baseline": baseline,
         "majority_answer": answer,
         "majority_baseline_per_type": type_majority_hits / len(items),
+        "question_prior": sum(prior_hit) / len(items),
         "per_type": per_type,
         "per_modality": per_modality,
     }
 
 
 def format_qa_table(scores: Mapping) -> str:
-    """Plain-text table: every group (all, modalities, types) with its count, accuracy and majority baseline (%)."""
-    rows = [("all", scores["num_questions"], scores["accuracy"], scores["majority_baseline_per_type"])]
-    rows += [(f"modality {m}", s["count"], s["accuracy"], s["majority_baseline"])
+    """Plain-text table: every group (all, modalities, types) with its count, accuracy, majority baseline,
+    question-only prior and, for two-choice types, chance (%)."""
+    rows = [("all", scores["num_questions"], scores["accuracy"], scores["majority_baseline_per_type"],
+             scores.get("question_prior"), None)]
+    rows += [(f"modality {m}", s["count"], s["accuracy"], s["majority_baseline"], s.get("question_prior"), None)
              for m, s in scores["per_modality"].items()]
-    rows += [(t or "(no type)", s["count"], s["accuracy"], s["majority_baseline"])
-             for t, s in scores["per_type"].items()]
+    rows += [(t or "(no type)", s["count"], s["accuracy"], s["majority_baseline"], s.get("question_prior"),
+              s.get("chance")) for t, s in scores["per_type"].items()]
     width = max(len("group"), *(len(r[0]) for r in rows))
-    lines = [f"{'group':<{width}}  {'count':>6}  {'acc %':>6}  {'majority %':>10}",
-             f"{'-' * width}  {'-' * 6}  {'-' * 6}  {'-' * 10}"]
-    lines += [f"{name:<{width}}  {count:>6}  {acc * 100:>6.2f}  {maj * 100:>10.2f}" for name, count, acc, maj in rows]
+
+    def pct(value, size):
+        return f"{value * 100:>{size}.2f}" if value is not None else f"{'':>{size}}"
+
+    lines = [f"{'group':<{width}}  {'count':>6}  {'acc %':>6}  {'majority %':>10}  {'q-only %':>8}  {'chance %':>8}",
+             f"{'-' * width}  {'-' * 6}  {'-' * 6}  {'-' * 10}  {'-' * 8}  {'-' * 8}"]
+    lines += [f"{name:<{width}}  {count:>6}  {acc * 100:>6.2f}  {pct(maj, 10)}  {pct(prior, 8)}  {pct(chance, 8)}"
+              for name, count, acc, maj, prior, chance in rows]
     lines.append(f"majority baseline: per type {scores['majority_baseline_per_type'] * 100:.2f}%, "
                  f"one answer for all ({scores['majority_answer']!r}) {scores['majority_baseline'] * 100:.2f}%")
     return "\n".join(lines)

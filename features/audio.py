@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     out = Path(args.out)
     folder = out / "audio"
     shard_index, shard_count = parse_shard(args.shard)
-    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim, args.qa_mapping)
     items = take_shard(videos, shard_index, shard_count)
     if args.window <= 0 or args.hop <= 0:
         raise InputError("--window and --hop must be > 0")

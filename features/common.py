@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.annotations import add_ann_format_argument
+from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
@@ -99,10 +99,12 @@ def _segments(path: Path, video_ids: Sequence[str], trim: str, split: str | None
 
 
 def _from_annotations(path: Path, video_dir: str | None, split: str | None, ann_format: str = "auto",
-                      trim: str | None = None) -> list[VideoItem]:
+                      trim: str | None = None, qa_mapping: str | None = None) -> list[VideoItem]:
     """Items of the videos an annotation file lists, looked up as ``{video_dir}/{id}.*``; with ``trim``, the
-    clips' segments of the full videos ``{video_dir}/{youtube_id}.*`` (:data:`TRIM_MODES`)."""
-    from videoblip2.annotations import AnnotationError, load_annotations
+    clips' segments of the full videos ``{video_dir}/{youtube_id}.*`` (:data:`TRIM_MODES`). A QA file
+    (``videoblip2.annotations.load_qa_annotations``) lists its questions' videos, MSVD-QA's integer ids mapped
+    to clip names through ``qa_mapping`` or the ``youtube_mapping.txt`` beside it."""
+    from videoblip2.annotations import AnnotationError, is_qa_annotation, load_annotations, load_qa_annotations
 
     if not video_dir:
         raise InputError(f"{path}: an annotation file needs --video-dir, the folder holding the videos")
@@ -110,8 +112,13 @@ def _from_annotations(path: Path, video_dir: str | None, split: str | None, ann_
     if not folder.is_dir():
         raise InputError(f"--video-dir {folder}: no such folder")
     try:
-        # videos without captions (VATEX's test file without enCap) still get features
-        video_ids = list(load_annotations(path, split, ann_format, require_captions=False))
+        if ann_format == "auto" and is_qa_annotation(path):
+            if trim is not None:
+                raise InputError(f"{path}: --trim needs a caption annotation file with the clips' times, not QA")
+            video_ids = list(dict.fromkeys(item.video_id for item in load_qa_annotations(path, video_map=qa_mapping)))
+        else:
+            # videos without captions (VATEX's test file without enCap) still get features
+            video_ids = list(load_annotations(path, split, ann_format, require_captions=False))
     except AnnotationError as e:
         raise InputError(str(e)) from None
     by_stem: dict[str, Path] = {}
@@ -140,11 +147,12 @@ def _from_list(path: Path) -> list[VideoItem]:
 
 
 def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str | None = None,
-                ann_format: str = "auto", trim: str | None = None) -> list[VideoItem]:
+                ann_format: str = "auto", trim: str | None = None, qa_mapping: str | None = None) -> list[VideoItem]:
     """Videos to process, sorted by id (the file stem).
 
     Each input is a video file, a folder (searched recursively for video files), a list file
-    (.txt/.lst/.list: one path per line, relative to the list file), or an annotation file: .json, .csv,
+    (.txt/.lst/.list: one path per line, relative to the list file), or an annotation file (captions or QA
+    questions, MSVD-QA with ``qa_mapping``): .json, .csv,
     .tsv, or a .txt when ``ann_format`` names a format (``videoblip2.annotations`` formats; ids looked up as
     ``{video_dir}/{id}.*``, ``split`` selects). ``trim`` ("name" or "ann") takes each annotated clip from the
     full video ``{video_dir}/{youtube_id}.*``, its segment parsed from the clip name or read from the
@@ -169,7 +177,7 @@ def list_videos(inputs: Sequence[str], video_dir: str | None = None, split: str 
         elif is_annotation:
             if not path.is_file():
                 raise InputError(f"{path}: no such annotation file")
-            items += _from_annotations(path, video_dir, split, ann_format, trim)
+            items += _from_annotations(path, video_dir, split, ann_format, trim, qa_mapping)
         elif path.suffix.lower() in LIST_SUFFIXES:
             if not path.is_file():
                 raise InputError(f"{path}: no such list file")
@@ -480,6 +488,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch
     io.add_argument("--video-dir", help="folder of the videos named in an annotation input")
     io.add_argument("--split", help="split of an annotation input with splits (train / validate / test)")
     add_ann_format_argument(io)
+    add_qa_mapping_argument(io)
     io.add_argument("--trim", choices=TRIM_MODES, default=None,
                     help="the annotated clips are segments of full videos {video-dir}/{youtube_id}.*: take each "
                          "clip's frames/audio from its segment only, the times parsed from the clip name "

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     out = Path(args.out)
     folder = out / "video"
     shard_index, shard_count = parse_shard(args.shard)
-    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim, args.qa_mapping)
     items = take_shard(videos, shard_index, shard_count)
     check_output(out, "video", args.failures)
     done = finished_ids(folder, [".npy"])

@@ -109,12 +109,14 @@ def test_scst_sampling_ignores_the_base_t5_generation_config(tiny_model_factory,
     config.top_k = 5
     config.suppress_tokens = [5, 6, 7]
 
-    # the setting is live: plain t5-style sampling of the tuned model does change
-    torch.manual_seed(0)
-    a = plain.generate(**feature_batch, do_sample=True, max_new_tokens=10, num_return_sequences=4)
-    torch.manual_seed(0)
-    b = tuned.generate(**feature_batch, do_sample=True, max_new_tokens=10, num_return_sequences=4)
-    assert a != b
+    # the setting is live: the T5's own generate, which reads its generation_config, does change
+    draws = []
+    for model in (plain, tuned):
+        embeds, mask = model.encode(**feature_batch)
+        torch.manual_seed(0)
+        draws.append(model.t5.generate(inputs_embeds=embeds, attention_mask=mask, do_sample=True, max_new_tokens=10,
+                                       num_return_sequences=4).tolist())
+    assert draws[0] != draws[1]
 
     outs = []
     for model in (plain, tuned):
@@ -151,3 +153,74 @@ def test_scst_logprobs_apply_temperature_and_blocked_endings(tiny_model, feature
                               .logits.float() / 0.8, dim=-1)
                 .gather(-1, out.sequences.unsqueeze(-1)).squeeze(-1) * out.token_mask).sum(dim=1)
     assert not torch.allclose(out.logprobs.detach(), unmasked.detach(), atol=1e-4)
+
+
+# ------------------------------------------------------------------ decoding isolated from the T5's generation_config
+
+
+def test_decoding_ignores_the_t5_saved_generation_config(tiny_model_factory, feature_batch):
+    """A T5 saved with min_new_tokens=20 (and more) decodes exactly as one without, greedy and beam search, and
+    --min-new-tokens 0 means 0 (issue 19: the saved settings leaked into validation, predict and caption)."""
+    plain, tuned = tiny_model_factory(seed=0).eval(), tiny_model_factory(seed=0).eval()
+    config = tuned.t5.get_base_model().generation_config
+    config.min_new_tokens = 20
+    config.repetition_penalty = 3.0
+    config.no_repeat_ngram_size = 2
+    config.length_penalty = 5.0
+    config.num_beams = 4
+    config.suppress_tokens = [5, 6, 7]
+    for model in (plain, tuned):
+        favour_short_bad_endings(model)  # EOS likely: short captions, unless min_new_tokens leaks
+    for options in (DecodingOptions(max_new_tokens=24), DecodingOptions(num_beams=3, max_new_tokens=24),
+                    DecodingOptions(min_new_tokens=0, max_new_tokens=24)):
+        outs = []
+        for model in (plain, tuned):
+            captions, ids = model.generate(**feature_batch, **options.generate_kwargs(model.t5_tokenizer),
+                                           return_ids=True)
+            outs.append(ids.tolist())
+        assert outs[0] == outs[1], options
+    # without the isolation the tuned T5 would never stop before 20 tokens: the plain one does
+    assert min(len([t for t in row[1:] if t != plain.t5_tokenizer.pad_token_id]) for row in outs[0]) < 20
+    assert config.min_new_tokens == 20  # the model's own config is back after the call
+
+
+def test_block_bad_endings_is_the_model_default(tiny_model, feature_batch):
+    """config.block_bad_endings (recorded by training with --block-bad-endings) is what predict decodes with
+    unless --no-block-bad-endings; it round-trips through save_pretrained."""
+    from videoblip2.config import VideoBLIP2Config
+
+    parser = argparse.ArgumentParser()
+    add_decoding_args(parser)
+    assert parser.parse_args([]).block_bad_endings is None
+    assert parser.parse_args(["--no-block-bad-endings"]).block_bad_endings is False
+    trained = VideoBLIP2Config.from_dict({**tiny_model.config.to_dict(), "block_bad_endings": True})
+    assert VideoBLIP2Config.from_dict(trained.to_dict()).block_bad_endings is True
+    assert DecodingOptions().for_model(trained).block_bad_endings is True
+    assert DecodingOptions(block_bad_endings=False).for_model(trained).block_bad_endings is False
+    assert DecodingOptions().for_model(tiny_model.config).block_bad_endings is False
+
+    from videoblip2.predict import predict_captions
+
+    class Videos:  # the VideoDataset interface predict_captions reads
+        def __len__(self):
+            return 3
+
+        def batch(self, rows):
+            return {**{k: v[list(rows)] for k, v in feature_batch.items()}, "video_ids": [f"v{r}" for r in rows]}
+
+    seen = []
+
+    def blocks(model, decoding):
+        generate = model.generate
+        model.generate = lambda *a, **kw: seen.append(kw) or generate(*a, **kw)
+        try:
+            predict_captions(model, Videos(), progress=False, decoding=decoding)
+        finally:
+            del model.generate
+        return any(isinstance(p, BlockBadEndings) for p in seen.pop().get("logits_processor", []))
+
+    tiny_model.eval()
+    assert not blocks(tiny_model, DecodingOptions(max_new_tokens=4))
+    tiny_model.config.block_bad_endings = True
+    assert blocks(tiny_model, DecodingOptions(max_new_tokens=4))
+    assert not blocks(tiny_model, DecodingOptions(max_new_tokens=4, block_bad_endings=False))

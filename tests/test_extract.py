@@ -245,3 +245,38 @@ def test_clap_checkpoint_round_trip_and_errors(clap, tiny_files, tmp_path, media
         load_clap(tiny_files["clap_config"], str(tmp_path / "text_only.pt"))
     with pytest.raises(ExtractorModelError, match="unknown CLAP audio model"):
         load_clap("HTSAT-huge")
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted .pt file would do if it were loaded with plain pickle."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_clap_checkpoint_never_runs_code_and_laion_layout_loads(clap, tiny_files, tmp_path, media):
+    """A LAION-style file (epoch, name, state_dict, optimizer with numpy learning rates, scaler) loads with the
+    two allowed numpy globals; a crafted file is refused, one line naming the file and the global, and its
+    payload never runs (issue 19: the old code retried such files with weights_only=False)."""
+    state = torch.load(tiny_files["clap_ckpt"], weights_only=True)["state_dict"]
+    laion = {"epoch": 45, "name": "630k-audioset", "state_dict": state,
+             "optimizer": {"state": {}, "param_groups": [{"lr": np.float64(1e-4) * 0.5, "betas": (0.9, 0.99),
+                                                          "eps": 1e-9, "params": [0, 1]}]},
+             "scaler": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0}}
+    torch.save(laion, tmp_path / "laion.pt")
+    windows = audio_windows(decode_audio(media["webm"]), 1.0, 1.0, None)
+    again = load_clap(tiny_files["clap_config"], str(tmp_path / "laion.pt"), device="cpu")
+    torch.testing.assert_close(again.encode(windows), clap.encode(windows))
+
+    marker = tmp_path / "ran"
+    torch.save({"state_dict": state, "epoch": 1, "extra": _RunsCode(marker)}, tmp_path / "crafted.pt")
+    with pytest.raises(ExtractorModelError) as error:
+        load_clap(tiny_files["clap_config"], str(tmp_path / "crafted.pt"))
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "crafted.pt") in message and "system" in message
+    assert not marker.exists()

@@ -80,3 +80,21 @@ def test_official_file_uses_train_split(tmp_path):
     top = make_top5.main(["--ann", str(ann), "--out", str(tmp_path / "top5.json")])
     train = load_annotations(ann, "train")
     assert list(top) == list(train) and all(len(c) == 5 and set(c) <= set(train[v]) for v, c in top.items())
+
+
+def test_top5_ranks_with_the_rewards_own_cider_d_end_token_included(tmp_path):
+    """The ranking is the SCST reward's CIDEr-D (end of sentence as a word): an unfinished reference ("... with
+    a") drops below a finished one, as the reward would score it; --no-eos ranks as the reward without it
+    (issue 19: make_top5 ranked without the end token the reward counts)."""
+    guitar = ["someone plays guitar", "a man is playing a song on guitar", "a man is playing a guitar",
+              "a guitarist is playing", "a man is playing with a", "a man is playing the guitar"]
+    ann = {"v": guitar, "x": ["a dog runs", "a cat sits"]}
+    top = make_top5.select_top(ann, k=3)
+    assert top == make_top5.select_top(ann, k=3, cider=CiderD(ann, eos=True))
+    assert top["v"] == ["a man is playing a guitar", "a man is playing the guitar", "a man is playing a song on guitar"]
+    no_eos = make_top5.select_top(ann, k=3, eos=False)
+    assert no_eos["v"][2] == "a man is playing with a"
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(ann))
+    assert make_top5.main(["--ann", str(path), "--out", str(tmp_path / "a.json"), "--k", "3"]) == top
+    assert make_top5.main(["--ann", str(path), "--out", str(tmp_path / "b.json"), "--k", "3", "--no-eos"]) == no_eos

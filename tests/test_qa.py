@@ -1,6 +1,7 @@
 """Question answering on the model side: QADataset, the QA training task, answering and candidate ranking."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -383,3 +384,122 @@ def test_caption_command_answers_a_question(qa_model, tiny_files, media, tmp_pat
     assert captioned["caption"] != direct["answer"]  # the question changed the output
     with pytest.raises(SystemExit):
         main([*argv, "--prompt", "x"])
+    # a question longer than the prompt limits: its last words are cut, the answer cue kept, with a warning
+    limits = (qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len)
+    qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len = 16, 20
+    try:
+        long_question = " ".join(["who is in the video"] * 5) + "?"
+        (tokens, cut) = qa_model.tokenize_questions([long_question])
+        assert cut[0]
+        seen = []
+        generate = qa_model.generate
+        qa_model.generate = lambda *args, **kwargs: seen.append(kwargs["prompt"]) or generate(*args, **kwargs)
+        caption_videos([media["tone"]], qa_model, clip=clip, max_new_tokens=5, question=long_question)
+        for got, want in zip(seen[0], tokens):
+            assert torch.equal(got.cpu(), want)
+        text = qa_model.t5_tokenizer.decode(tokens.t5_ids[0], skip_special_tokens=True)
+        assert text.lower().rstrip().endswith("short answer:") and len(tokens.t5_ids[0]) <= 16
+    finally:
+        qa_model.config.max_prompt_len, qa_model.config.qformer.max_prompt_len = limits
+        qa_model.__dict__.pop("generate", None)
+
+
+def test_long_questions_lose_words_never_the_answer_cue(synth_data, qa_items, qa_model):
+    """A question longer than the prompt limits is cut at a word boundary; the template, "Short answer:"
+    included, stays whole on both the Q-Former and the T5 side; the cut questions are counted and named
+    (issue 19: the whole prompt used to be truncated, cue and all)."""
+    config = dataclasses.replace(qa_model.config)
+    config.qformer = dataclasses.replace(config.qformer, max_prompt_len=24)
+    config.max_prompt_len = 20
+    base = qa_items[0].question.rstrip("?")
+    long_question = " ".join([base] * 6) + "?"
+    items = [qa_items[0], dataclasses.replace(qa_items[1], question=long_question)]
+    data = QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                     qa_model.qformer_tokenizer, config)
+    assert data.truncated == [items[1].question_id]
+    note = data.truncation_note("val")
+    assert note.startswith("val: 1 of 2 questions") and "max_prompt_len=20" in note and "\n" not in note
+    prompts = data.batch([0, 1])["prompt"]
+    for side, (ids, mask), limit, tokenizer in (("qformer", prompts[:2], 24, qa_model.qformer_tokenizer),
+                                                ("t5", prompts[2:], 20, qa_model.t5_tokenizer)):
+        short, cut = (ids[r][mask[r].bool()].tolist() for r in (0, 1))
+        assert len(cut) <= limit
+        text = " ".join(tokenizer.decode(cut, skip_special_tokens=True).replace(" :", ":").split())  # BERT: "a :"
+        assert text.lower().rstrip().endswith("short answer:"), (side, text)
+        words = text.split()[1:-2]  # between "Question:" and "Short answer:"
+        assert 0 < len(words) < len(long_question.split())
+        assert " ".join(words).lower() == " ".join(long_question.split()[:len(words)]).lower()
+        # the short question is tokenized exactly as before
+        assert short == tokenizer(config.qa_prompt(items[0].question))["input_ids"]
+    # a template that alone does not fit: an error naming the limit
+    config.max_prompt_len = 3
+    with pytest.raises(DataError, match="max_prompt_len=3"):
+        QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                  qa_model.qformer_tokenizer, config)
+
+
+def test_candidates_longer_than_the_caption_limit_warn(synth_data, qa_items, qa_model):
+    """A closed-vocabulary candidate longer than max_caption_len is scored truncated: predict_answers warns."""
+    from videoblip2.predict import predict_answers
+
+    items = qa_items[:2]
+    config = qa_model.config
+    data = QADataset(_store(synth_data, sorted({i.video_id for i in items}), config), items, qa_model.t5_tokenizer,
+                     qa_model.qformer_tokenizer, config)
+    short = [i.answer for i in items]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_answers(qa_model, data, candidates=short, progress=False)
+    long_answer = " ".join(["left"] * (config.max_caption_len + 3))
+    with pytest.warns(UserWarning, match=r"1 of 3 candidate answers are longer than max_caption_len=\d+"):
+        predict_answers(qa_model, data, candidates=short + [long_answer], progress=False)
+
+
+def test_qa_loss_weight_gives_per_task_means(synth_data, qa_items, qa_model):
+    """--qa-loss-weight W: the loss of a global batch is the caption tokens' mean loss + W x the answer tokens'
+    mean loss, whatever the micro-batches; without it the tokens of both are pooled (issue 19: at --qa-ratio
+    0.5 the answers' ~2 tokens carried ~14% of a pooled loss)."""
+    import torch.nn.functional as F
+
+    from train.tasks import MixedTask
+    from videoblip2.annotations import load_annotations
+    from videoblip2.data import CaptionDataset
+
+    config = qa_model.config
+    ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
+    captions = CaptionDataset(_store(synth_data, list(ann), config), ann, qa_model.t5_tokenizer, config.max_caption_len)
+    questions = QADataset(_store(synth_data, sorted({i.video_id for i in qa_items}), config), qa_items,
+                          qa_model.t5_tokenizer, qa_model.qformer_tokenizer, config)
+    prompt = qa_model.tokenize_prompts([config.prompt])
+    pooled = MixedTask(captions, questions, prompt, qa_ratio=0.5, seed=1)
+    weighted = MixedTask(captions, questions, prompt, qa_ratio=0.5, seed=1, qa_loss_weight=2.0)
+    global_batch = np.array([0, 200, 5, 230, 7, 9])  # 4 captions, 2 questions, in two micro-batches
+    micro = [global_batch[:3], global_batch[3:]]
+
+    def token_losses(rows):
+        batch = pooled.batch(np.asarray(rows))
+        with torch.no_grad():
+            logits = qa_model(**{k: batch[k] for k in ("video", "video_mask", "audio", "audio_mask", "prompt")},
+                              labels=batch["labels"], return_loss=False).logits
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="none",
+                               ignore_index=IGNORE_INDEX).view(batch["labels"].shape).sum(1)
+
+    per_row = token_losses(global_batch)  # rows: captions 0, 5, 7, 9 then questions 200, 230
+    lengths = pooled.label_lengths(np.array([0, 5, 7, 9, 200, 230]))
+    caption_mean = per_row[:4].sum() / lengths[:4].sum()
+    answer_mean = per_row[4:].sum() / lengths[4:].sum()
+    qa_model.eval()  # no dropout: the task steps (which call train()) see the same numbers
+    for task, expected in ((weighted, caption_mean + 2.0 * answer_mean),
+                           (pooled, per_row.sum() / lengths.sum())):
+        scale = 1.0 / task.normalizer(global_batch)
+        total = 0.0
+        for rows in micro:
+            module = qa_model.eval()
+            module.train = lambda mode=True: module  # keep eval mode: deterministic
+            with torch.no_grad():
+                total += task.micro_step(module, qa_model, rows).loss_sum.item() * scale
+            del module.train
+        assert total == pytest.approx(expected.item(), rel=1e-5)
+    assert answer_mean > 0 and caption_mean > 0
+    with pytest.raises(ValueError, match="qa_loss_weight"):
+        MixedTask(captions, questions, prompt, qa_loss_weight=-1.0)

@@ -169,3 +169,72 @@ def test_predictions_round_trip_atomic_and_errors(tmp_path, monkeypatch):
     ]:
         with pytest.raises(AnnotationError, match=message):
             load_qa_predictions(write(tmp_path, bad, "bad.json"))
+
+
+def test_msvd_qa_release_layout_from_the_command_line(tmp_path):
+    """MSVD-QA as released (train_qa.json, val_qa.json, youtube_mapping.txt in one folder, integer video ids):
+    the mapping beside the files is found, or named with --qa-mapping, in train_ce, predict and the extractors
+    (issue 19: they loaded the questions without it, so every id became videoN and nothing matched)."""
+    from features.common import list_videos
+    from train import train_ce
+    from train.data import load_qa_train_val
+    from videoblip2 import predict
+
+    release = tmp_path / "MSVD-QA"
+    release.mkdir()
+    write(release, [{"answer": "dog", "id": 0, "question": "what runs?", "video_id": 1},
+                    {"answer": "man", "id": 1, "question": "who cooks?", "video_id": 2}], "train_qa.json")
+    write(release, [{"answer": "cat", "id": 2, "question": "what sleeps?", "video_id": 3}], "val_qa.json")
+    (release / "youtube_mapping.txt").write_text("-4wsuPCjDBc_5_15 vid1\n-7KMZQEsJW4_205_208 vid2\nabc_1_2 vid3\n")
+    clips = ["-4wsuPCjDBc_5_15", "-7KMZQEsJW4_205_208"]
+
+    assert [i.video_id for i in load_qa_annotations(release / "train_qa.json")] == clips
+    args = train_ce.parse_args(["--tiny", "--features", "f", "--qa-ann", str(release / "train_qa.json"),
+                                "--qa-val-ann", str(release / "val_qa.json"), "--out", "o"])
+    train, val = load_qa_train_val(args)
+    assert [i.video_id for i in train] == clips and [i.video_id for i in val] == ["abc_1_2"]
+
+    # the mapping elsewhere: --qa-mapping names it (train_ce, predict, extractors)
+    moved = tmp_path / "maps" / "youtube_mapping.txt"
+    moved.parent.mkdir()
+    (release / "youtube_mapping.txt").rename(moved)
+    assert [i.video_id for i in load_qa_annotations(release / "train_qa.json")] == ["video1", "video2"]
+    args = train_ce.parse_args(["--tiny", "--features", "f", "--qa-ann", str(release / "train_qa.json"),
+                                "--qa-mapping", str(moved), "--out", "o"])
+    assert [i.video_id for i in load_qa_train_val(args)[0]] == clips
+    assert predict.parse_args(["--model", "m", "--features", "f", "--ann", "a", "--out", "p",
+                               "--qa-mapping", str(moved)]).qa_mapping == str(moved)
+    videos = tmp_path / "YouTubeClips"
+    videos.mkdir()
+    for clip in clips:
+        (videos / f"{clip}.avi").write_bytes(b"")
+    items = list_videos([str(release / "train_qa.json")], str(videos), qa_mapping=str(moved))
+    assert [(i.video_id, i.path) for i in items] == [(c, str(videos / f"{c}.avi")) for c in sorted(clips)]
+    from features import audio, video
+
+    for module in (audio, video):
+        parsed = module.parse_args([str(release / "train_qa.json"), "--out", "o", "--qa-mapping", str(moved)])
+        assert parsed.qa_mapping == str(moved)
+
+
+def test_question_types_from_category_id_and_contractions(tmp_path):
+    """MSRVTT-QA's category_id groups the questions (named after their most common question word); without it
+    the question word, contraction dropped: "what's" is a "what" question (issue 19)."""
+    release = [{"answer": "cook", "category_id": 0, "id": 0, "question": "what's the man doing?", "video_id": 1},
+               {"answer": "pan", "category_id": 0, "id": 1, "question": "what is in the pan?", "video_id": 1},
+               {"answer": "man", "category_id": 1, "id": 2, "question": "who is cooking?", "video_id": 2},
+               {"answer": "man", "category_id": 1, "id": 3, "question": "who's cooking?", "video_id": 2},
+               {"answer": "kitchen", "category_id": 4, "id": 4, "question": "what place is shown?", "video_id": 2}]
+    types = [i.qtype for i in load_qa_annotations(write(tmp_path, release, "test_qa.json"))]
+    assert types == ["what (0)", "what (0)", "who", "who", "what (4)"]  # two categories both mostly "what"
+    plain = [{k: v for k, v in r.items() if k != "category_id"} for r in release]
+    types = [i.qtype for i in load_qa_annotations(write(tmp_path, plain, "msvd_qa.json"))]
+    assert types == ["what", "what", "who", "who", "what"]
+
+
+def test_answer_vocabulary_deduplicates_normalised_answers():
+    from videoblip2.data import answer_vocabulary
+
+    answers = ["Two", "2", "2", "dog", "Dog.", "the dog", "cat", "two"]
+    items = [QAItem(str(i), "v", "q?", a, "", None) for i, a in enumerate(answers)]
+    assert answer_vocabulary(items) == ["2", "dog", "cat"]  # "Two"/"2"/"two" one candidate (4), dog 3, cat 1

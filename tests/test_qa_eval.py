@@ -51,12 +51,14 @@ def test_qa_scores_hand_computed():
     scores = qa_scores(predictions, items())
     assert scores["num_questions"] == 8
     assert scores["accuracy"] == pytest.approx(5 / 8)  # 0, 1, 3, 4, 6
-    assert scores["per_type"] == {
+    old_keys = ("accuracy", "count", "majority_baseline", "majority_answer")
+    assert {t: {k: v[k] for k in old_keys if k in v} for t, v in scores["per_type"].items()} == {
         "Audio-Visual/Temporal": {"accuracy": 0.5, "count": 2, "majority_baseline": 0.5, "majority_answer": "no"},
         "Audio/Counting": {"accuracy": 0.75, "count": 4, "majority_baseline": 0.5, "majority_answer": "2"},
         "Visual/Location": {"accuracy": 0.5, "count": 2, "majority_baseline": 1.0, "majority_answer": "left"},
     }
-    assert scores["per_modality"]["Audio"] == {"accuracy": 0.75, "count": 4, "majority_baseline": 0.5}
+    assert {k: scores["per_modality"]["Audio"][k] for k in old_keys[:3]} == {"accuracy": 0.75, "count": 4,
+                                                                             "majority_baseline": 0.5}
     assert scores["per_modality"]["Visual"]["majority_baseline"] == 1.0
     # overall majority: "2" and "left" both 2 of 8 -> 0.25; per type: (1 + 2 + 2) / 8
     assert (scores["majority_baseline"], scores["majority_answer"]) == (0.25, "2")
@@ -97,7 +99,8 @@ def test_evaluate_recognises_qa_file(tmp_path, avqa_file, capsys):
     written = json.loads(out.read_text())
     assert written["accuracy"] == result["accuracy"] == pytest.approx(5 / 8)
     assert written["per_type"]["Visual/Location"] == {"accuracy": 0.5, "count": 2, "majority_baseline": 1.0,
-                                                      "majority_answer": "left"}
+                                                      "majority_answer": "left", "question_prior": 1.0,
+                                                      "chance": None}
     assert written["majority_baseline"] == 0.25 and written["num_questions"] == 8
 
 
@@ -117,3 +120,26 @@ def test_evaluate_cli_one_line_error_exit_2(tmp_path, avqa_file, capsys, records
     assert err.startswith("error: ") and err.count("\n") == 1 and "answers.json" in err
     assert re.search(message, err)
     assert not out.exists()
+
+
+def test_two_choice_types_print_chance_and_the_question_only_prior():
+    """A type mixing two-choice questions ("open or closed?", "up or down?") has a per-type majority below
+    chance; the table prints the question-only prior and chance beside it (issue 19)."""
+    from eval.qa import format_qa_table, qa_scores
+    from videoblip2.annotations import QAItem
+
+    rows = [("Is the door open or closed?", "open"), ("Is the door open or closed?", "closed"),
+            ("Is the door open or closed?", "open"), ("Is the lid up or down?", "up"),
+            ("Is the lid up or down?", "up"), ("Is the box left or right?", "left"),
+            ("Is the box left or right?", "right"), ("what is it?", "dog")]
+    items = [QAItem(str(i), "v", q, a, "choice" if " or " in q else "what", None) for i, (q, a) in enumerate(rows)]
+    scores = qa_scores({i.question_id: "x" for i in items}, items)
+    choice = scores["per_type"]["choice"]
+    assert choice["majority_baseline"] == pytest.approx(2 / 7)  # "open" or "up": 2 of 7, below chance
+    assert choice["chance"] == 0.5 and scores["per_type"]["what"]["chance"] is None
+    assert choice["question_prior"] == pytest.approx((2 + 2 + 1) / 7)  # per question text: open 2/3, up 2/2, 1/2
+    assert scores["question_prior"] == pytest.approx(6 / 8)
+    table = format_qa_table(scores)
+    assert "q-only %" in table and "chance %" in table
+    line = next(l for l in table.splitlines() if l.startswith("choice"))
+    assert line.split()[-3:] == ["28.57", "71.43", "50.00"]

@@ -1,6 +1,7 @@
 """SCST: advantages and loss against hand-computed numbers, the model's log-probs, short train_scst runs."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -102,8 +103,13 @@ def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path)
     top5 = tmp_path / "top5.json"
     make_top5.main(["--ann", str(synth_data / "train_val_videodatainfo.json"), "--out", str(top5)])
     out = tmp_path / "scst_mean"
-    summary = train_scst.main(_scst_args(synth_data, tiny_init_dir, out, "--baseline", "mean", "--refs", "top5",
-                                         "--top5", str(top5)))
+    # a train_ce model records its two peak rates: SCST keeps their ratio (issue 19)
+    ce_model = tmp_path / "ce_model"
+    shutil.copytree(tiny_init_dir, ce_model)
+    (ce_model / "trainer_info.json").write_text(json.dumps({"learning_rates": {"lr": 1e-3, "qformer_lr": 1e-4}}))
+    summary = train_scst.main(_scst_args(synth_data, ce_model, out, "--baseline", "mean", "--refs", "top5",
+                                         "--top5", str(top5), "--block-bad-endings", "--loss-norm", "token",
+                                         "--max-grad-norm", "1e-6"))
     assert summary["step"] == 2
     train = _records(out, "train")
     assert [r["step"] for r in train] == [1, 2]
@@ -112,10 +118,16 @@ def test_train_scst_mean_baseline_top5_refs(synth_data, tiny_init_dir, tmp_path)
             assert np.isfinite(r[key]), key
         assert abs(r["adv_mean"]) < 1e-6  # leave-one-out advantages sum to zero
         assert "reward_greedy" not in r  # the mean baseline needs no greedy pass
+        assert r["lr_qformer"] == pytest.approx(r["lr"] / 10)  # --lr 1e-4 x 1e-4 / 1e-3
+        assert r["clipped_frac"] == float(r["grad_norm"] > 1e-6)  # one step per record: clipped or not
+    assert summary["clipped_steps"] == sum(r["grad_norm"] > 1e-6 for r in train)
     val = _records(out, "val")[-1]
     assert val["step"] == 2 and np.isfinite(val["val_loss"]) and 0 <= val["val_cider"]
-    assert json.loads((out / "last" / "trainer_info.json").read_text())["baseline"] == "mean"
-    VideoBLIP2.from_pretrained(out / "last")
+    info = json.loads((out / "last" / "trainer_info.json").read_text())
+    assert (info["baseline"], info["loss_norm"]) == ("mean", "token")
+    assert info["learning_rates"] == {"lr": 1e-4, "qformer_lr": pytest.approx(1e-5)}
+    # trained with --block-bad-endings: recorded, and the saved model's decoding default (issue 19)
+    assert VideoBLIP2.from_pretrained(out / "last").config.block_bad_endings is True
     assert (out / "log.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -174,3 +186,42 @@ def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
                                          "--num-samples", "1"))
     with pytest.raises(SystemExit):
         train_scst.parse_args(_scst_args(synth_data, tiny_init_dir, tmp_path / "x", "--num-samples", "0"))
+
+
+def test_loss_norm_token_divides_by_the_sampled_tokens():
+    """--loss-norm token: the micro-batch's summed -A * log p times samples / tokens, so that the trainer's
+    division by the samples gives the token mean (self-critical.pytorch's RewardCriterion); sequence: as is."""
+    from train.train_scst import SCSTTask
+    from videoblip2.modeling import SampleOutput
+
+    logprobs = torch.tensor([-2.0, -1.0, -4.0, -3.0], requires_grad=True)
+    token_mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    out = SampleOutput(sequences=torch.zeros(4, 4, dtype=torch.long), token_mask=token_mask, logprobs=logprobs,
+                       captions=["a", "b", "c", "d"], greedy_captions=None, ended=torch.ones(4, dtype=torch.bool),
+                       greedy_ended=None)
+
+    class Videos:
+        def __len__(self):
+            return 2
+
+        def batch(self, indices):
+            return {"video_ids": ["v0", "v1"], "video": torch.zeros(2, 1, 1)}
+
+    class Rewards:
+        def score(self, captions, video_ids, ended=None):
+            return np.array([1.0, 0.0, 0.5, 2.0])
+
+    losses = {}
+    for norm in ("sequence", "token"):
+        task = SCSTTask(Videos(), Rewards(), None, baseline="mean", num_samples=2, temperature=1.0,
+                        max_new_tokens=None, loss_norm=norm)
+        module = torch.nn.Module()
+        module.forward = lambda **kwargs: out
+        losses[norm] = task.micro_step(module, None, np.arange(2)).loss_sum
+    advantages = torch.tensor([1.0, -1.0, -1.5, 1.5])  # leave-one-out over K = 2
+    summed = -(advantages * logprobs.detach()).sum()
+    assert losses["sequence"].item() == pytest.approx(summed.item())
+    assert losses["token"].item() == pytest.approx(summed.item() * 4 / token_mask.sum().item())
+    with pytest.raises(ValueError, match="loss_norm"):
+        SCSTTask(Videos(), Rewards(), None, baseline="mean", num_samples=2, temperature=1.0, max_new_tokens=None,
+                 loss_norm="batch")

@@ -58,6 +58,31 @@ def test_restart_without_a_saved_state_starts_a_clean_log(data, tmp_path, capsys
     with pytest.raises(TrainingError, match=r"--weight-decay 0\.05 \(saved\) vs 0\.0 \(now\)"):
         train_ce.main(_args(data, out, "--max-steps", "3", "--weight-decay", "0"))
 
+    # a shared run folder whose training_state.pt was crafted to run a command: refused, nothing runs (issue 19)
+    import torch
+
+    state_file = out / "state" / "training_state.pt"
+    saved = torch.load(state_file, weights_only=True)  # the trainer's own state needs no allow-list
+    assert isinstance(saved["rng"][0]["numpy"]["key"], torch.Tensor)
+    marker = tmp_path / "ran"
+    torch.save({**saved, "progress": _RunsCode(marker)}, state_file)
+    with pytest.raises(TrainingError) as error:
+        train_ce.main(_args(data, out, "--max-steps", "3"))
+    assert "\n" not in str(error.value) and str(state_file) in str(error.value) and "system" in str(error.value)
+    assert not marker.exists()
+
+
+class _RunsCode:
+    """Unpickling this calls os.system (what a crafted .pt would do under plain pickle)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--epochs", "0"], "--epochs must be >= 1, got 0"),

@@ -43,10 +43,10 @@ def load_qa_train_val(args: argparse.Namespace) -> tuple[list[QAItem], list[QAIt
     """(training questions, validation questions or None) from --qa-ann / --qa-val-ann; [] without --qa-ann."""
     if not args.qa_ann:
         return [], None
-    train = load_qa_annotations(args.qa_ann)
+    train = load_qa_annotations(args.qa_ann, video_map=args.qa_mapping)
     if train[0].answer is None:
         raise TrainingError(f"{args.qa_ann}: the questions have no answers to train on")
-    val = load_qa_annotations(args.qa_val_ann) if args.qa_val_ann else None
+    val = load_qa_annotations(args.qa_val_ann, video_map=args.qa_mapping) if args.qa_val_ann else None
     if val is not None:
         if val[0].answer is None:
             raise TrainingError(f"{args.qa_val_ann}: the validation questions have no answers to score against")

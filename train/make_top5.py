@@ -3,8 +3,17 @@
     python -m train.make_top5 --ann data/msrvtt/train_val_videodatainfo.json --out runs/train_top5_detail.json
 
 Ranking (`--by consensus`, the default): each caption's CIDEr-D against the *other* captions of its video,
-with document frequencies over the whole training corpus (eval.cider.CiderD): a caption that agrees with
-what most annotators wrote ranks high, an idiosyncratic or wrong one low. Ties (scores equal to 1e-9) go to
+with document frequencies over the whole training corpus: a caption that agrees with what most annotators
+wrote ranks high, an idiosyncratic or wrong one low. The CIDEr-D is the SCST reward's own (eval.cider.CiderD
+with the end of sentence as a word, `eos=True`, as train_scst scores samples; `--no-eos` matches
+`train_scst --no-eos-reward`), so the subset is ranked by the measure it then rewards against.
+
+One difference remains between the recipe's CIDEr-D and the evaluation's: the reward and this ranking
+tokenise with `videoblip2.annotations.normalize_caption` + whitespace (lowercase, trailing periods dropped,
+inner punctuation kept), `eval.coco` with the PTB tokenizer (punctuation removed, "man's" -> "man 's"). On
+MSR-VTT-style captions (lowercase words, no inner punctuation) both give the same tokens; a caption with a
+comma or possessive gets different n-grams. Kept: the reward runs on every sample of every step and the
+PTB tokenizer is a Java process. Ties (scores equal to 1e-9) go to
 the longer caption (more words), then to file order. `--by length`: longest first, ties in file order.
 A caption written identically twice for the same video is kept once. Videos with fewer than 5 distinct
 captions keep them all.
@@ -70,10 +79,16 @@ def rank_captions(captions: Sequence[str], scores: Sequence[float] | None, by: s
 
 
 def select_top(annotations: Mapping[str, Sequence[str]], k: int = 5, by: str = "consensus",
-               cider: CiderD | None = None) -> dict[str, list[str]]:
-    """{video_id: its k best distinct captions, best first}."""
+               cider: CiderD | None = None, eos: bool = True) -> dict[str, list[str]]:
+    """{video_id: its k best distinct captions, best first}.
+
+    Consensus scores use `cider` (train_scst passes its reward), else CiderD(annotations, eos=eos): the reward's
+    CIDEr-D, the end of sentence scored as a word unless `eos=False`.
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if by == "consensus" and cider is None:
+        cider = CiderD(annotations, eos=eos)
     scores = consensus_scores(annotations, cider) if by == "consensus" else {}
     top: dict[str, list[str]] = {}
     for video_id, captions in annotations.items():
@@ -104,6 +119,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"output JSON file, or a directory to write {OUTPUT_NAME} into")
     parser.add_argument("--by", choices=("consensus", "length"), default="consensus")
     parser.add_argument("--k", type=int, default=5, help="captions kept per video")
+    parser.add_argument("--no-eos", dest="eos", action="store_false",
+                        help="rank without the end of sentence as a word (for train_scst --no-eos-reward)")
     return parser.parse_args(argv)
 
 
@@ -113,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
 
     args = parse_args(argv)
     annotations = load_split(args.ann, args.split, args.ann_format)
-    top = select_top(annotations, k=args.k, by=args.by)
+    top = select_top(annotations, k=args.k, by=args.by, eos=args.eos)
     out = Path(args.out)
     if out.is_dir() or out.suffix.lower() != ".json":
         out = out / OUTPUT_NAME

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from videoblip2.annotations import add_ann_format_argument
+from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
@@ -69,9 +69,14 @@ def add_qa_args(parser: argparse.ArgumentParser) -> None:
                        help="training questions (MUSIC-AVQA, MSRVTT-QA/MSVD-QA or plain QA JSON/JSONL; "
                             "videoblip2.annotations.load_qa_annotations): alone, or with --ann for a multi-task run")
     group.add_argument("--qa-val-ann", default=None, help="validation questions (validation QA accuracy)")
+    add_qa_mapping_argument(group)
     group.add_argument("--qa-ratio", type=float, default=None,
                        help="with --ann and --qa-ann: the fraction of each epoch's items that are questions, the "
                             "smaller set repeated to reach it (default: the two sets as they are)")
+    group.add_argument("--qa-loss-weight", type=float, default=None, metavar="W",
+                       help="with --ann and --qa-ann: loss = caption token mean + W x answer token mean (per task, "
+                            "over the global batch). Default: the label tokens of both pooled, where an answer "
+                            "(~2 tokens) weighs ~1/6 of a caption (~13); --qa-ratio sets the items, W the loss")
     group.add_argument("--qa-closed-vocabulary", action="store_true",
                        help="validate QA by ranking the training answers (as predict --closed-vocabulary) instead "
                             "of generating answers")
@@ -90,8 +95,9 @@ def add_optim_args(parser: argparse.ArgumentParser, *, lr: float, weight_decay: 
     group.add_argument("--qformer-lr", type=float, default=None,
                        help="peak learning rate of the pretrained Q-Formers and their query tokens (default: 1e-5, "
                             "LAVIS' BLIP-2 caption fine-tuning rate, when train_ce initialises them from --bert/"
-                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and --model "
-                            "runs and SCST use one rate unless told)")
+                            "--blip2; otherwise --lr: --tiny or random Q-Formers are not pretrained, and train_ce "
+                            "--model runs use one rate unless told; train_scst: --lr times the ratio of the "
+                            "--model's train_ce rates, recorded in its trainer_info.json)")
     group.add_argument("--weight-decay", type=float, default=weight_decay,
                        help="AdamW weight decay; never applied to biases, norms and embeddings")
     group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))

@@ -1,4 +1,9 @@
-"""Seeding, and the random states a resume restores (python, numpy, torch, CUDA)."""
+"""Seeding, and the random states a resume restores (python, numpy, torch, CUDA).
+
+`rng_state` keeps every state in types the weights-only `.pt` reader accepts without an allow-list
+(videoblip2.safe_load): python's as nested tuples of ints, numpy's MT19937 key as an int64 tensor with plain
+numbers, torch's and CUDA's as byte tensors.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ def set_seed(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    state = {"python": random.getstate(),
+             "numpy": {"bit_generator": str(kind), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -24,7 +33,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, Mapping):
+        numpy_state = (numpy_state["bit_generator"], np.asarray(numpy_state["key"], dtype=np.uint32),
+                       numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"])
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

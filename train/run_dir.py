@@ -24,13 +24,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from train.distributed import DistInfo, barrier
 from train.errors import TrainingError
 from train.file_utils import dir_siblings, recover_dir
 from train.params import FIXED_ON_RESUME
 from videoblip2.modeling import CONFIG_NAME
+from videoblip2.safe_load import UnsafeCheckpointError, load_torch_file
 
 LOG_NAME = "log.jsonl"
 PLOT_NAME = "log.png"
@@ -93,7 +93,10 @@ def prepare_output(args: argparse.Namespace, dist: DistInfo) -> tuple[Path, Resu
             drop_unsaved_log(out)
         barrier(dist)
         return out, None
-    training = torch.load(state_dir / STATE_FILE, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only (train/rng.py stores the RNG states so): no pickled code runs
+        training = load_torch_file(state_dir / STATE_FILE)
+    except UnsafeCheckpointError as error:
+        raise TrainingError(str(error)) from None
     check_fixed_flags(training.get("args") or {}, args, state_dir / STATE_FILE)
     return out, ResumeState(model_dir=state_dir / "model", training=training)
 

@@ -17,6 +17,8 @@ import torch
 from videoblip2.modeling import caption_token_mask
 
 BASELINES = ("greedy", "mean")
+# What train_scst --loss-norm divides the summed -A * log p by: the samples (sequence) or their tokens (token).
+LOSS_NORMS = ("sequence", "token")
 
 
 def scst_advantages(sample_rewards: torch.Tensor, baseline: str,

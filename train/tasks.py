@@ -88,7 +88,13 @@ class QATask(CaptionTask):
 
 class MixedTask(CaptionTask):
     """Captions and QA in one run: every batch mixes caption pairs (with the caption prompt) and questions (with
-    their template prompts) in one forward pass; normaliser: the label tokens of both.
+    their template prompts) in one forward pass.
+
+    Loss (`qa_loss_weight`): None pools the label tokens of both tasks (sum over the global batch / its label
+    tokens), so each task weighs by its tokens: a caption has ~13, an answer ~2, and at `qa_ratio` 0.5 the
+    questions carry ~14% of the loss. A weight W makes the balance explicit, per-task means:
+    ``caption tokens' mean loss + W * answer tokens' mean loss`` (each over the global batch; a task absent from
+    a batch adds 0). `qa_ratio` sets how many items of each task are seen, W what their loss counts.
 
     Item table: all caption pairs then all questions (so about `qa_ratio` of the items are questions); with
     `qa_ratio` the smaller share is repeated, cycling through a seeded permutation, until it makes that
@@ -99,9 +105,13 @@ class MixedTask(CaptionTask):
     unit = "items"
 
     def __init__(self, captions: CaptionDataset, qa: QADataset, caption_prompt: PromptTokens,
-                 qa_ratio: float | None = None, seed: int = 0):
+                 qa_ratio: float | None = None, seed: int = 0, qa_loss_weight: float | None = None):
         if qa.labels is None:
             raise ValueError("QA training needs answers")
+        if qa_loss_weight is not None and not qa_loss_weight >= 0:
+            raise ValueError(f"qa_loss_weight must be >= 0, got {qa_loss_weight}")
+        self.qa_loss_weight = qa_loss_weight
+        self._task_tokens = (0.0, 0.0)  # (caption, answer) label tokens of the current global batch
         self.captions, self.qa, self.caption_prompt = captions, qa, caption_prompt
         n_cap, n_qa = len(captions), len(qa)
         if qa_ratio is None:
@@ -118,6 +128,32 @@ class MixedTask(CaptionTask):
         self.row = np.concatenate([cap_rows, qa_rows]).astype(np.int64)
         self.num_items = len(self.row)
         self.qa_fraction = float(self.is_qa.mean())
+
+    def normalizer(self, indices: np.ndarray) -> float:
+        if self.qa_loss_weight is None:
+            return super().normalizer(indices)
+        lengths, is_qa = self.label_lengths(indices), self.is_qa[indices]
+        self._task_tokens = (float(lengths[~is_qa].sum()), float(lengths[is_qa].sum()))
+        return 1.0  # micro_step divides each task's sum by its own tokens
+
+    def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
+        indices = np.asarray(indices)
+        batch = self.batch(indices)  # caption rows first, then question rows
+        module.train()
+        logits = module(**model_inputs(batch), labels=batch["labels"], return_loss=False).logits  # (B, L, V)
+        n_cap = int((~self.is_qa[indices]).sum())
+        cap_sum = caption_loss_sum(logits[:n_cap], batch["labels"][:n_cap])
+        qa_sum = caption_loss_sum(logits[n_cap:], batch["labels"][n_cap:])
+        lengths, is_qa = self.label_lengths(indices), self.is_qa[indices]
+        cap_tokens, qa_tokens = float(lengths[~is_qa].sum()), float(lengths[is_qa].sum())
+        metrics = {"loss": (cap_sum.item() + qa_sum.item(), cap_tokens + qa_tokens),
+                   "loss_caption": (cap_sum.item(), cap_tokens), "loss_qa": (qa_sum.item(), qa_tokens)}
+        if self.qa_loss_weight is None:
+            return StepOutput(cap_sum + qa_sum, metrics)
+        global_cap, global_qa = self._task_tokens
+        loss = cap_sum / global_cap if global_cap else cap_sum * 0
+        loss = loss + (self.qa_loss_weight * qa_sum / global_qa if global_qa else qa_sum * 0)
+        return StepOutput(loss, metrics)
 
     def label_lengths(self, indices: np.ndarray) -> np.ndarray:
         rows, is_qa = self.row[indices], self.is_qa[indices]

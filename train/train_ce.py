@@ -74,6 +74,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--qa-val-ann validates questions: give --qa-ann too")
     if args.qa_ratio is not None and not (args.ann and args.qa_ann):
         parser.error("--qa-ratio mixes captions and questions: give --ann and --qa-ann")
+    if args.qa_loss_weight is not None and not (args.ann and args.qa_ann):
+        parser.error("--qa-loss-weight weighs the QA loss against the caption loss: give --ann and --qa-ann")
+    if args.qa_loss_weight is not None and not args.qa_loss_weight >= 0:
+        parser.error(f"--qa-loss-weight must be >= 0, got {args.qa_loss_weight}")
     if args.qa_ratio is not None and not 0 < args.qa_ratio < 1:
         parser.error(f"--qa-ratio must be between 0 and 1 (exclusive), got {args.qa_ratio}")
     return args
@@ -98,6 +102,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         layers = model.set_activation_checkpointing(args.activation_checkpointing)
         print_main(dist, f"activation checkpointing: {layers} layers ({', '.join(args.activation_checkpointing)})")
     config = model.config
+    if args.block_bad_endings is not None:  # recorded in the saved config: predict / caption decode with it
+        config.block_bad_endings = args.block_bad_endings
+    decoding = DecodingOptions.from_args(args).for_model(config)
     print_main(dist, f"trainable parameters: {model.num_parameters(trainable_only=True):,} of "
                  f"{model.num_parameters():,}")
 
@@ -110,7 +117,7 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         if val_ann:
             val_store = feature_store(val_features, list(val_ann), config, args, dist)
             validators.append(Validator(model, val_store, val_ann, dist, args.val_batch_size, args.precision,
-                                        DecodingOptions.from_args(args)))
+                                        decoding))
         else:
             print_main(dist, "warning: no validation captions (--val-ann, or an official --ann with a "
                          f"'{args.val_split}' split): no caption validation")
@@ -118,6 +125,8 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     if qa_train:
         store = feature_store(args.features, list(dict.fromkeys(i.video_id for i in qa_train)), config, args, dist)
         questions = QADataset(store, qa_train, model.t5_tokenizer, model.qformer_tokenizer, config)
+        if questions.truncation_note("training questions"):
+            print_main(dist, questions.truncation_note("training questions"))
         if questions.dropped:
             print_main(dist, f"{len(questions.dropped)} training questions left out: their videos' features are bad")
         if qa_val:
@@ -125,13 +134,16 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
                                       dist)
             validators.append(QAValidator(model, val_store, qa_val, dist, args.val_batch_size, args.precision,
                                           candidates=answers if args.qa_closed_vocabulary else None,
-                                          decoding=DecodingOptions.from_args(args)))
+                                          decoding=decoding))
         else:
             print_main(dist, "warning: no validation questions (--qa-val-ann): no QA validation")
     if captions is not None and questions is not None:
-        task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed)
+        task = MixedTask(captions, questions, model.tokenize_prompts([config.prompt]), args.qa_ratio, args.seed,
+                         qa_loss_weight=args.qa_loss_weight)
         print_main(dist, f"multi-task: {len(captions)} caption pairs + {len(questions)} questions, "
-                     f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions")
+                     f"{task.qa_fraction:.1%} of the {task.num_items} items per epoch are questions; loss: "
+                     + ("label tokens of both pooled" if args.qa_loss_weight is None else
+                        f"caption token mean + {args.qa_loss_weight:g} x answer token mean"))
     else:
         task = CaptionTask(captions) if captions is not None else QATask(questions)
     if args.best_metric is None:
@@ -139,9 +151,12 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     validator = Validators(validators) if validators else None
     if validator is None:
         print_main(dist, "warning: no validation: no best/")
-    extra_info = {"qa_answers": answers, "qa_prompt_template": config.qa_prompt_template} if answers else None
     qformer_lr = resolve_qformer_lr(args, pretrained_qformers=args.model is None and not args.tiny
                                     and bool(args.bert or args.blip2))
+    # the peak rates, beside every saved model: train_scst keeps their ratio for its two groups
+    extra_info = {"learning_rates": {"lr": args.lr, "qformer_lr": qformer_lr}}
+    if answers:
+        extra_info.update(qa_answers=answers, qa_prompt_template=config.qa_prompt_template)
     print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens")
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=extra_info, qformer_lr=qformer_lr)
     return trainer.fit()

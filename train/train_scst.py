@@ -19,6 +19,7 @@ training are those of train_ce (train/trainer.py).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,10 +35,9 @@ from train.logger import print_main
 from train.make_top5 import OUTPUT_NAME as TOP5_NAME
 from train.make_top5 import select_top, write_records
 from train.model_setup import build_model, load_resumed_model, place_model
-from train.optim import resolve_qformer_lr
 from train.params import add_data_args, add_model_args, add_optim_args, add_run_args, check_numeric_flags
-from train.run_dir import prepare_output
-from train.scst import BASELINES, scst_advantages, scst_loss
+from train.run_dir import INFO_FILE, prepare_output, resolve_model_dir
+from train.scst import BASELINES, LOSS_NORMS, scst_advantages, scst_loss
 from train.tasks import StepOutput, Task
 from train.trainer import Trainer
 from train.validation import Validator, model_inputs
@@ -75,7 +75,8 @@ class SCSTTask(Task):
     plot_keys = ("reward_mean", "reward_greedy", "adv_abs_mean")
 
     def __init__(self, videos: VideoDataset, cider, refs: Mapping[str, Sequence[str]] | None, *, baseline: str,
-                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False):
+                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False,
+                 loss_norm: str = "sequence"):
         self.videos = videos
         self.num_items = len(videos)
         self.cider = cider
@@ -85,6 +86,9 @@ class SCSTTask(Task):
         self.temperature = temperature
         self.max_new_tokens = max_new_tokens
         self.block_bad_endings = block_bad_endings
+        if loss_norm not in LOSS_NORMS:
+            raise ValueError(f"loss_norm must be one of {LOSS_NORMS}, got {loss_norm!r}")
+        self.loss_norm = loss_norm
 
     def normalizer(self, indices: np.ndarray) -> float:
         return float(len(indices) * self.num_samples)
@@ -114,8 +118,12 @@ class SCSTTask(Task):
             greedy = torch.as_tensor(self.reward(out.greedy_captions, ids, out.greedy_ended.tolist()),
                                      dtype=torch.float32)  # (B,)
         advantages = scst_advantages(rewards, self.baseline, greedy)  # (B, K)
-        loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=1.0)
         n = float(rewards.numel())
+        # sequence: the trainer divides the summed -A*log p by the samples of the global batch. token: by their
+        # tokens instead (self-critical.pytorch's RewardCriterion), counted per micro-batch: the sum is scaled
+        # by samples / tokens of this micro-batch (one micro-batch on one process: exactly the token mean).
+        scale = 1.0 if self.loss_norm == "sequence" else float(out.token_mask.sum()) / n
+        loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=scale)
         distinct = sum(len(set(out.captions[i * k:(i + 1) * k])) for i in range(len(ids))) / k
         metrics = {
             "loss": (loss_sum.item(), n),
@@ -156,6 +164,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     group.add_argument("--no-eos-reward", dest="eos_reward", action="store_false",
                        help="score captions without the end of sentence as a word (by default, as in "
                             "self-critical.pytorch, it is one: a caption stopping on 'a' or 'with' loses reward)")
+    group.add_argument("--loss-norm", choices=LOSS_NORMS, default="sequence",
+                       help="what the policy-gradient loss is averaged over: sequence (sum of -A * log p per "
+                            "sample / samples; Rennie et al., the default) or token (/ sampled tokens, EOS included; "
+                            "self-critical.pytorch): about 10x smaller gradients for 10-token captions")
     group.add_argument("--max-sample-len", type=int, default=None,
                        help="longest sample in tokens, EOS included (default: the model's max_caption_len)")
     add_optim_args(parser, lr=1e-5, weight_decay=0.0, warmup_ratio=0.0)
@@ -172,6 +184,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def scst_qformer_lr(args: argparse.Namespace) -> tuple[float, str]:
+    """The Q-Formers' peak rate and why: --qformer-lr; else --lr times the ratio the --model's train_ce run
+    used (its trainer_info.json "learning_rates": 1e-5 / 1e-4 for Q-Formers started from BLIP-2), so both groups
+    drop from CE by the same factor; else (no record, e.g. a bare save_pretrained folder) --lr."""
+    if args.qformer_lr is not None:
+        return args.qformer_lr, "--qformer-lr"
+    info = resolve_model_dir(args.model, args.checkpoint) / INFO_FILE
+    try:
+        rates = json.loads(info.read_text()).get("learning_rates") or {}
+    except (OSError, ValueError, AttributeError):
+        rates = {}
+    lr, qformer_lr = rates.get("lr"), rates.get("qformer_lr")
+    if isinstance(lr, (int, float)) and isinstance(qformer_lr, (int, float)) and lr > 0 and qformer_lr > 0:
+        return args.lr * qformer_lr / lr, f"--lr x {qformer_lr:g}/{lr:g}, the ratio of the model's train_ce rates"
+    return args.lr, f"one rate: {info} records no train_ce learning rates"
+
+
 def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
     top5 = load_annotations(path)
     missing = [v for v in video_ids if v not in top5]
@@ -181,9 +210,13 @@ def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
     return top5
 
 
-def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo) -> tuple[dict[str, list[str]], Path]:
-    """train.make_top5's subset of `train_ann` (consensus ranking, k=5), written to OUT/train_top5_detail.json."""
-    top5 = select_top(train_ann, k=5, by="consensus")
+def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo,
+               cider=None) -> tuple[dict[str, list[str]], Path]:
+    """train.make_top5's subset of `train_ann` (consensus ranking, k=5), written to OUT/train_top5_detail.json.
+
+    `cider`: the reward (eval.cider.CiderD over `train_ann`), so the subset is ranked by the reward's own
+    CIDEr-D (document frequencies and end-of-sentence word alike)."""
+    top5 = select_top(train_ann, k=5, by="consensus", cider=cider)
     path = out / TOP5_NAME
     if dist.is_main:
         write_records(top5, path)
@@ -198,6 +231,9 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     model = load_resumed_model(resume, args, dist) if resume is not None else build_model(args, [], dist, out)
     place_model(model, dist.device, args.precision, dist)
     config = model.config
+    if args.block_bad_endings is not None:  # recorded in the saved config: predict / caption decode with it
+        config.block_bad_endings = args.block_bad_endings
+    decoding = DecodingOptions.from_args(args).for_model(config)
 
     store = feature_store(args.features, list(train_ann), config, args, dist)
     videos = VideoDataset(store)
@@ -207,14 +243,13 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     if args.refs == "top5" and args.top5:
         refs, top5_path = _load_top5(args.top5, store.video_ids), args.top5
     elif args.refs == "top5":
-        refs, top5_path = build_top5(train_ann, out, dist)
+        refs, top5_path = build_top5({v: train_ann[v] for v in store.video_ids}, out, dist, cider)
         print_main(dist, f"top-5 references: built from {args.ann} (train.make_top5 ranking) -> {top5_path}")
     print_main(dist, f"reward: CIDEr-D{' with the end of sentence as a word' if args.eos_reward else ''}, df over "
                  f"{cider.num_documents} training videos, refs = "
                  f"{f'top-5 subset {top5_path}' if refs else 'full caption sets'}; baseline {args.baseline}, "
                  f"K = {args.num_samples}, temperature {args.temperature}"
-                 f"{', bad endings blocked' if args.block_bad_endings else ''}")
-    decoding = DecodingOptions.from_args(args)
+                 f"{', bad endings blocked' if decoding.block_bad_endings else ''}")
     validator = None
     if val_ann:
         val_store = feature_store(args.val_features or args.features, list(val_ann), config, args, dist)
@@ -223,12 +258,14 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
         print_main(dist, "warning: no validation annotations: no validation, no best/")
     task = SCSTTask(videos, cider, refs, baseline=args.baseline, num_samples=args.num_samples,
                     temperature=args.temperature, max_new_tokens=args.max_sample_len,
-                    block_bad_endings=args.block_bad_endings)
+                    block_bad_endings=decoding.block_bad_endings, loss_norm=args.loss_norm)
     info = {"baseline": args.baseline, "refs": args.refs, "top5": None if top5_path is None else str(top5_path),
-            "eos_reward": args.eos_reward, "num_samples": args.num_samples, "init": str(args.model),
+            "eos_reward": args.eos_reward, "num_samples": args.num_samples, "loss_norm": args.loss_norm,
+            "init": str(args.model),
             "decoding": decoding.to_dict()}
-    qformer_lr = resolve_qformer_lr(args, pretrained_qformers=False)  # SCST: one rate unless told
-    print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens")
+    qformer_lr, why = scst_qformer_lr(args)
+    print_main(dist, f"learning rates: {args.lr:g} new layers, {qformer_lr:g} Q-Formers + query tokens ({why})")
+    info["learning_rates"] = {"lr": args.lr, "qformer_lr": qformer_lr}
     trainer = Trainer(args, task, model, dist, validator, out, resume, extra_info=info, qformer_lr=qformer_lr)
     return trainer.fit()
 

@@ -227,6 +227,8 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=p.step, disable=args.no_progress or not dist.is_main,
                    desc=task.name, unit="step", dynamic_ncols=True)
         per_rank = args.batch_size * args.grad_accum
+        # gradient clipping: how often --max-grad-norm was hit (since the last train record, and in this session)
+        clipped_since_log = steps_since_log = clipped_total = steps_total = 0
         while p.step < self.total_steps:
             if p.batch_in_epoch >= self.steps_per_epoch:
                 p.epoch, p.batch_in_epoch = p.epoch + 1, 0
@@ -252,6 +254,11 @@ class Trainer:
                         acc[1] += weight
                 grad_norm = (torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
                              if args.max_grad_norm > 0 else total_grad_norm(self.params))
+                clipped = bool(args.max_grad_norm > 0 and float(grad_norm) > args.max_grad_norm)
+                clipped_since_log += clipped
+                clipped_total += clipped
+                steps_since_log += 1
+                steps_total += 1
                 lrs = group_lrs(self.optimizer)
                 lr = lrs["lr"]
                 self.optimizer.step()
@@ -268,7 +275,9 @@ class Trainer:
                                for i, k in enumerate(keys)}
                     metrics = task.finalize_metrics(metrics)
                     record = {"type": "train", "step": p.step, "epoch": p.epoch, **metrics, **lrs,
-                              "grad_norm": float(grad_norm), f"{task.unit}_per_s": round(rate, 2)}
+                              "grad_norm": float(grad_norm), "clipped_frac": clipped_since_log / steps_since_log,
+                              f"{task.unit}_per_s": round(rate, 2)}
+                    clipped_since_log = steps_since_log = 0
                     self.log.write(record)
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}",
                                     **{f"{task.unit}/s": f"{rate:.1f}"})
@@ -281,8 +290,12 @@ class Trainer:
                 if (end_of_epoch or final) and dist.is_main and self.plotting:
                     self.plotting = try_plot_log(self.out / LOG_NAME, self.out / PLOT_NAME, task.plot_keys)
         bar.close()
+        if steps_total and args.max_grad_norm > 0:
+            print_main(dist, f"gradient clipped (norm > --max-grad-norm {args.max_grad_norm:g}) in {clipped_total} of "
+                             f"{steps_total} steps ({clipped_total / steps_total:.0%})")
         best = -p.best_score if self.best_metric.endswith("loss") else p.best_score
-        summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, f"best_{self.best_metric}": best,
+        summary = {"out": str(self.out), "step": p.step, "epoch": p.epoch, "clipped_steps": clipped_total,
+                   f"best_{self.best_metric}": best,
                    "best_metric": self.best_metric, "best_step": p.best_step, "last_validation": last_val}
         print_main(dist, self._summary_line())
         return summary

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from train.distributed import DistInfo, all_gather_objects, all_reduce_sum
+from train.logger import print_main
 from train.precision import autocast, uses_bf16
 from videoblip2.annotations import QAItem
 from videoblip2.data import IGNORE_INDEX, CaptionDataset, FeatureStore, QADataset, VideoDataset
@@ -120,6 +121,8 @@ class QAValidator:
         self.dist, self.batch_size, self.precision, self.candidates = dist, batch_size, precision, candidates
         self.decoding = decoding or DecodingOptions()
         self.questions = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
+        if self.questions.truncation_note("validation questions"):
+            print_main(dist, self.questions.truncation_note("validation questions"))
         if self.questions.labels is None:
             raise ValueError("the QA validation questions have no answers")
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .data import lengths_to_mask, pad_or_subsample
+from .data import PromptTokens, lengths_to_mask, pad_or_subsample
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args
 from .extract import (
     DEFAULT_CLAP_MODEL,
@@ -143,9 +143,14 @@ def caption_videos(
 
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
-    if question is not None:
-        prompt = config.qa_prompt(question)
+    question_tokens = None
+    if question is not None:  # a long question loses its last words, never the answer cue
+        question_tokens, cut = model.tokenize_questions([question])
+        if cut[0]:
+            logger.warning("the question is longer than the prompt limits (max_prompt_len=%d): its last words are cut",
+                           config.max_prompt_len)
     results: list[dict[str, Any]] = []
     features: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # (result index, video, audio)
     for path in paths:
@@ -172,6 +177,8 @@ def caption_videos(
         chunk = features[start : start + batch_size]
         video, video_mask = _pad([v for _, v, _ in chunk], config.max_frames, config.video_dim)
         audio, audio_mask = _pad([a for _, _, a in chunk], config.max_audio_windows, config.audio_dim)
+        if question_tokens is not None:
+            prompt = PromptTokens(*(x.expand(len(chunk), -1) for x in question_tokens))
         captions = model.generate(video, video_mask, audio, audio_mask, prompt=prompt, **generate_kwargs)
         for (index, _, _), caption in zip(chunk, captions):
             results[index]["answer" if question is not None else "caption"] = caption

@@ -35,7 +35,8 @@ class QFormerConfig:
     max_position_embeddings: int = 512
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
-    max_prompt_len: int = 32  # prompt tokens fed into the Q-Former
+    # Prompt tokens fed into the Q-Former (special tokens included); see VideoBLIP2Config.max_prompt_len.
+    max_prompt_len: int = 64
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -97,8 +98,19 @@ class VideoBLIP2Config:
     # Question answering: each question goes into this template, which then plays the caption prompt's part
     # (both Q-Formers and T5). InstructBLIP's VQA instruction for Flan-T5 ("Question: {} Short answer:").
     qa_prompt_template: str = "Question: {question} Short answer:"
-    max_prompt_len: int = 32  # T5 prompt tokens
+    # T5 prompt tokens (EOS included). A QA prompt is the template (about 8 tokens
+    # on each side: "Question: ... Short answer:") plus the question. The QA releases' questions are short
+    # (MSRVTT-QA / MSVD-QA are generated from single captions, MUSIC-AVQA from ~30 fixed templates: a few to
+    # ~20 words); 64 leaves about 55 word pieces (~40 words) for the question, past the longest caption-length
+    # question. Prompts are padded to the longest of each batch only, so the limit costs nothing for short
+    # ones. A longer question loses its last words, never the template (videoblip2.data.tokenize_questions),
+    # and train_ce / predict report how many.
+    max_prompt_len: int = 64
     max_caption_len: int = 32  # T5 caption tokens, EOS included
+    # Decoding default: EOS forbidden right after a bad ending (videoblip2.decoding.BAD_ENDINGS). train_ce /
+    # train_scst --block-bad-endings record it here, so predict and caption decode the model as it was trained
+    # (their --no-block-bad-endings overrides it).
+    block_bad_endings: bool = False
 
     def __post_init__(self) -> None:
         # Nested dicts (from JSON) become their dataclasses; unknown keys fail loudly.

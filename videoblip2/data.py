@@ -561,6 +561,44 @@ def tokenize_prompts(prompts: Sequence[str], qformer_tokenizer: Any, t5_tokenize
     return PromptTokens(*sides)
 
 
+def tokenize_questions(questions: Sequence[str], template: str, qformer_tokenizer: Any, t5_tokenizer: Any, *,
+                       qformer_max_len: int, t5_max_len: int) -> tuple[PromptTokens, np.ndarray]:
+    """Questions in the prompt template, tokenized as ``tokenize_prompts`` does, but a long question is cut,
+    never the template: the answer cue ("Short answer:") stays on both sides.
+
+    On each side whose limit the filled template exceeds, the question keeps its longest prefix of whole words
+    that fits (binary search, one tokenization per try). Returns the tokens and a bool ``(N,)`` array: which
+    questions were cut on either side. Raises DataError if the template alone does not fit a limit.
+    """
+    questions = list(questions)
+    cut = np.zeros(len(questions), dtype=bool)
+    sides = []
+    for name, tokenizer, max_len in (("qformer.max_prompt_len", qformer_tokenizer, qformer_max_len),
+                                     ("max_prompt_len", t5_tokenizer, t5_max_len)):
+        def length(text: str) -> int:
+            return len(tokenizer(text)["input_ids"])
+
+        if length(template.format(question="")) > max_len:
+            raise DataError(f"the QA prompt template {template!r} alone is longer than {name}={max_len} tokens")
+        rows = tokenizer([template.format(question=q) for q in questions])["input_ids"] if questions else []
+        rows = [list(r) for r in rows]
+        for i, row in enumerate(rows):
+            if len(row) <= max_len:
+                continue
+            words = questions[i].split()
+            low, high = 0, len(words) - 1  # the longest prefix that fits has `low` words (0 always fits)
+            while low < high:
+                mid = (low + high + 1) // 2
+                if length(template.format(question=" ".join(words[:mid]))) <= max_len:
+                    low = mid
+                else:
+                    high = mid - 1
+            rows[i] = list(tokenizer(template.format(question=" ".join(words[:low])))["input_ids"])
+            cut[i] = True
+        sides += _pad_rows(rows, tokenizer.pad_token_id or 0)
+    return PromptTokens(*sides), cut
+
+
 # ----------------------------------------------------------------------------------------------
 # datasets
 
@@ -664,14 +702,23 @@ class CaptionDataset:
 
 
 def answer_vocabulary(items: Sequence[QAItem]) -> list[str]:
-    """The distinct answers of ``items`` (as written, whitespace stripped), most frequent first, ties in order
-    of appearance: the candidates of closed-vocabulary answering ("the answers seen in training")."""
-    counts: dict[str, int] = {}
+    """The distinct answers of ``items``, most frequent first, ties in order of appearance: the candidates of
+    closed-vocabulary answering ("the answers seen in training").
+
+    Answers are distinct after ``eval.qa.normalize_answer`` (what scoring compares): "Two", "2" and "two."
+    are one candidate, counted together and written in its most frequent form (ties: the first seen).
+    """
+    from .annotations import normalize_answer
+
+    groups: dict[str, dict[str, int]] = {}  # normalised -> {as written (stripped): count}, in order of appearance
     for item in items:
         if item.answer is not None and item.answer.strip():
             answer = item.answer.strip()
-            counts[answer] = counts.get(answer, 0) + 1
-    return sorted(counts, key=lambda answer: -counts[answer])  # sorted() is stable: ties keep their order
+            forms = groups.setdefault(normalize_answer(answer), {})
+            forms[answer] = forms.get(answer, 0) + 1
+    totals = {key: sum(forms.values()) for key, forms in groups.items()}
+    order = sorted(groups, key=lambda key: -totals[key])  # sorted() is stable: ties keep their order
+    return [max(groups[key], key=lambda form: groups[key][form]) for key in order]  # max: first of equals
 
 
 class QADataset:
@@ -711,9 +758,12 @@ class QADataset:
         self.template = config.qa_prompt_template if template is None else template
         self.item_video = np.asarray([store.index[item.video_id] for item in self.items], dtype=np.int64)
         self.question_ids = [item.question_id for item in self.items]
-        self.prompts = tokenize_prompts([self.template.format(question=item.question) for item in self.items],
-                                        qformer_tokenizer, t5_tokenizer,
-                                        qformer_max_len=config.qformer.max_prompt_len, t5_max_len=config.max_prompt_len)
+        self.prompts, truncated = tokenize_questions(
+            [item.question for item in self.items], self.template, qformer_tokenizer, t5_tokenizer,
+            qformer_max_len=config.qformer.max_prompt_len, t5_max_len=config.max_prompt_len)
+        # questions cut to fit the prompt limits (the template, answer cue included, is always whole)
+        self.truncated = [item.question_id for item, cut in zip(self.items, truncated) if cut]
+        self.prompt_limits = (config.qformer.max_prompt_len, config.max_prompt_len)
         self.labels: torch.Tensor | None = None
         self.label_lengths = np.zeros(len(self.items), dtype=np.int64)
         if all(item.answer is not None for item in self.items):
@@ -726,6 +776,16 @@ class QADataset:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def truncation_note(self, name: str) -> str | None:
+        """One line for the log when questions were cut to fit the prompt limits (None when none was)."""
+        if not self.truncated:
+            return None
+        q_limit, t5_limit = self.prompt_limits
+        return (f"{name}: {len(self.truncated)} of {len(self.items)} questions are longer than the prompt limits "
+                f"(qformer.max_prompt_len={q_limit}, max_prompt_len={t5_limit} tokens with the template): their "
+                f"last words are cut, the template and its answer cue kept (e.g. question_id "
+                f"{self.truncated[0]!r})")
 
     @property
     def answers(self) -> list[str | None]:

@@ -110,7 +110,11 @@ class DecodingOptions:
     (>1 favours longer captions). no_repeat_ngram_size: no n-gram of this size twice (0: off).
     repetition_penalty: divides the logit of an already generated token (1: off). min_new_tokens: EOS
     forbidden before this many tokens. max_new_tokens: default the model's max_caption_len.
-    block_bad_endings: EOS forbidden right after a word of BAD_ENDINGS.
+    block_bad_endings: EOS forbidden right after a word of BAD_ENDINGS; None: the model's default
+    (`config.block_bad_endings`, recorded by a training run with `--block-bad-endings`; `for_model` resolves it).
+
+    Every field not listed takes transformers' default, never the T5's saved `generation_config`
+    (`VideoBLIP2.generate` builds the whole GenerationConfig from these options).
     """
 
     num_beams: int = 1
@@ -119,7 +123,7 @@ class DecodingOptions:
     repetition_penalty: float = 1.0
     min_new_tokens: int = 0
     max_new_tokens: int | None = None
-    block_bad_endings: bool = False
+    block_bad_endings: bool | None = None
 
     def __post_init__(self):
         if self.num_beams < 1:
@@ -130,6 +134,12 @@ class DecodingOptions:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def for_model(self, config: Any) -> DecodingOptions:
+        """These options with `block_bad_endings=None` replaced by the model's default (`config.block_bad_endings`)."""
+        if self.block_bad_endings is not None:
+            return self
+        return dataclasses.replace(self, block_bad_endings=bool(getattr(config, "block_bad_endings", False)))
 
     def generate_kwargs(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         """Keyword arguments of `VideoBLIP2.generate` (num_beams, max_new_tokens, the transformers controls)."""
@@ -187,9 +197,12 @@ def add_decoding_args(parser: argparse.ArgumentParser, *, num_beams: int = 1,
     group.add_argument("--min-new-tokens", type=_int_at_least(0), default=0, help="EOS forbidden before this many tokens")
     group.add_argument("--max-new-tokens", type=_int_at_least(1), default=None,
                        help="longest caption in tokens (default: the model's max_caption_len)")
-    group.add_argument("--block-bad-endings", action="store_true",
+    group.add_argument("--block-bad-endings", action="store_const", const=True, default=None,
                        help="forbid EOS right after " + ", ".join(BAD_ENDINGS[:6])
-                            + ", ... (videoblip2.decoding.BAD_ENDINGS)")
+                            + ", ... (videoblip2.decoding.BAD_ENDINGS); default: the model's own setting (on for "
+                              "a model trained with this flag, recorded in its config.json)")
+    group.add_argument("--no-block-bad-endings", dest="block_bad_endings", action="store_false",
+                       help="allow every ending, even for a model trained with --block-bad-endings")
     return group
 
 

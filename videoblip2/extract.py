@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -793,12 +792,12 @@ def _htsat_size(sizes: dict[str, Any] | None, embed_dim: int, amodel: str):
 def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise ExtractorModelError(f"{path}: no such CLAP checkpoint")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # LAION's released checkpoints also pickle training metadata; they load as laion_clap loads them.
-        logger.warning("%s: not a plain tensor checkpoint, loading it with weights_only=False", path)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+    from .safe_load import CLAP_CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_torch_file
+
+    try:  # never unrestricted pickle: LAION's files need only numpy float64 scalars (their optimizer state)
+        obj = load_torch_file(path, CLAP_CHECKPOINT_GLOBALS)
+    except UnsafeCheckpointError as error:
+        raise ExtractorModelError(str(error)) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

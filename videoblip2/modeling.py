@@ -43,7 +43,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .config import ConfigError, VideoBLIP2Config
-from .data import PromptTokens, tokenize_prompts
+from .data import PromptTokens, tokenize_prompts, tokenize_questions
 from .fileio import atomic_target
 
 CONFIG_NAME = "config.json"
@@ -223,6 +223,13 @@ class VideoBLIP2(nn.Module):
                                 qformer_max_len=self.config.qformer.max_prompt_len,
                                 t5_max_len=self.config.max_prompt_len)
 
+    def tokenize_questions(self, questions: Sequence[str]) -> tuple[PromptTokens, Any]:
+        """Questions in `config.qa_prompt_template`, a long one cut at a word, never the template
+        (`videoblip2.data.tokenize_questions`): (tokens on CPU, bool array of the questions cut)."""
+        return tokenize_questions(questions, self.config.qa_prompt_template, self.qformer_tokenizer,
+                                  self.t5_tokenizer, qformer_max_len=self.config.qformer.max_prompt_len,
+                                  t5_max_len=self.config.max_prompt_len)
+
     def _query_outputs(
         self,
         qformer: InstructBlipQFormerModel,
@@ -350,16 +357,21 @@ class VideoBLIP2(nn.Module):
         return_ids: bool = False,
         **generate_kwargs,
     ) -> list[str] | tuple[list[str], torch.Tensor]:
-        """Captions for a batch: greedy by default, `num_beams>1` for beam search, `do_sample` for sampling."""
+        """Captions for a batch: greedy by default, `num_beams>1` for beam search, `do_sample` for sampling.
+
+        Decoding follows these arguments alone (`generation_config_for`): a field not given takes transformers'
+        default, never the T5's saved `generation_config` (a Hub T5 may set min_new_tokens, a repetition
+        penalty, ...). `generate_kwargs` that are not generation settings (logits_processor, ...) go to
+        `t5.generate` as they are.
+        """
         inputs_embeds, attention_mask = self.encode(video, video_mask, audio, audio_mask, prompt)
-        ids = self.t5.generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            num_beams=num_beams,
-            do_sample=do_sample,
-            max_new_tokens=max_new_tokens or self.config.max_caption_len,
-            **generate_kwargs,
-        )
+        base = self.t5.get_base_model()
+        config = generation_config_for(base, num_beams=num_beams, do_sample=do_sample,
+                                       max_new_tokens=max_new_tokens or self.config.max_caption_len)
+        rest = config.update(**generate_kwargs)  # the generation settings among them; returns the others
+        with _generation_config(base, config):
+            ids = self.t5.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                   generation_config=config, **rest)
         captions = self._decode(ids)
         return (captions, ids) if return_ids else captions
 
@@ -723,6 +735,18 @@ class VideoBLIP2(nn.Module):
                 )
         model.load_state_dict(state, strict=False)
         return model.to(map_location).eval()  # like transformers' from_pretrained: ready for inference
+
+
+def generation_config_for(t5: T5ForConditionalGeneration, **fields: Any) -> GenerationConfig:
+    """A GenerationConfig of `fields` and the T5's special token ids, nothing else.
+
+    Every other field stays unset, so transformers fills it with its global default
+    (`GenerationConfig._get_default_generation_params`) and, inside `_generation_config(t5, config)`, not
+    from the T5's own `generation_config`: decoding depends on `fields` alone, never on settings saved
+    with the T5.
+    """
+    return GenerationConfig(decoder_start_token_id=t5.config.decoder_start_token_id,
+                            eos_token_id=t5.config.eos_token_id, pad_token_id=t5.config.pad_token_id, **fields)
 
 
 def scst_sampling_config(t5: T5ForConditionalGeneration, temperature: float, max_new_tokens: int) -> GenerationConfig:

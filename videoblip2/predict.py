@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .annotations import (
     AnnotationError,
     QAItem,
     add_ann_format_argument,
+    add_qa_mapping_argument,
     is_qa_annotation,
     load_annotations,
     load_qa_annotations,
@@ -102,6 +104,7 @@ def predict_captions(
     """
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     captions: dict[str, str] = {}
     for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "captioning"):
@@ -151,11 +154,19 @@ def predict_answers(
     """
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
     generate_kwargs = decoding.generate_kwargs(model.t5_tokenizer)
     candidate_ids = None
     if candidates is not None:
         candidates = list(candidates)
         candidate_ids = tokenize_captions(candidates, model.t5_tokenizer, model.config.max_caption_len)
+        limit = model.config.max_caption_len
+        lengths = [len(ids) + 1 for ids in model.t5_tokenizer(candidates, add_special_tokens=False)["input_ids"]]
+        too_long = [c for c, n in zip(candidates, lengths) if n > limit]
+        if too_long:  # scored on their first max_caption_len - 1 tokens: two of them may become the same
+            warnings.warn(f"{len(too_long)} of {len(candidates)} candidate answers are longer than max_caption_len="
+                          f"{limit} tokens (EOS included) and are scored truncated, e.g. {too_long[0]!r}",
+                          stacklevel=2)
     answers: dict[str, str] = {}
     for batch in _eval_batches(model, dataset, batch_size, indices, transform, progress, "answering"):
         inputs = (batch["video"], batch["video_mask"], batch["audio"], batch["audio_mask"])
@@ -178,6 +189,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default=None,
                    help="split of an --ann with splits: official MSR-VTT, MSVD + mapping, VALOR/VATEX folder")
     add_ann_format_argument(p)
+    add_qa_mapping_argument(p)
     p.add_argument("--out", required=True, help="predictions JSON to write")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -225,11 +237,13 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2,
                      items: Sequence[QAItem] | None = None) -> dict[str, str]:
     """The QA branch of `main`: every question of --ann (``items``, read by `main`) answered, written with
     save_qa_predictions."""
-    items = load_qa_annotations(args.ann) if items is None else items
+    items = load_qa_annotations(args.ann, video_map=args.qa_mapping) if items is None else items
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
     dataset = QADataset(store, items, model.t5_tokenizer, model.qformer_tokenizer, model.config)
-    decoding = DecodingOptions.from_args(args)
+    if dataset.truncation_note(args.ann):
+        print(dataset.truncation_note(args.ann))
+    decoding = DecodingOptions.from_args(args).for_model(model.config)
     answers = predict_answers(model, dataset, args.batch_size, candidates=candidates, decoding=decoding,
                               transform=ablation(args.ablate, args.ablate_seed))
     save_qa_predictions([{"question_id": item.question_id, "video_id": item.video_id, "question": item.question,
@@ -237,7 +251,8 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2,
     mode = f"closed vocabulary of {len(candidates)} answers" if candidates else "generated"
     meta = write_predictions_meta(args.out, decoding, model=str(args.model), features=str(args.features),
                                   ann=args.ann, num_questions=len(answers), answers=mode,
-                                  qa_prompt_template=model.config.qa_prompt_template, **ablation_meta(args))
+                                  qa_prompt_template=model.config.qa_prompt_template,
+                                  truncated_questions=len(dataset.truncated), **ablation_meta(args))
     print(f"wrote {len(answers)} answers ({mode}) to {args.out} (settings: {meta})")
     return answers
 
@@ -261,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
     check_inputs(args)
     # the annotation before the model: a malformed file or an unsafe video id is refused before any work
-    questions = load_qa_annotations(args.ann) if args.ann and is_qa_annotation(args.ann) else None
+    questions = (load_qa_annotations(args.ann, video_map=args.qa_mapping)
+                 if args.ann and is_qa_annotation(args.ann) else None)
     if questions is None and (args.closed_vocabulary or args.candidates):
         raise AnnotationError(f"--closed-vocabulary / --candidates rank answers to questions: --ann {args.ann} is "
                               "not a QA annotation file")
@@ -280,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     else:
         video_ids = sorted(p.stem for p in (Path(args.features) / "video").glob("*.npy"))
     store = model_feature_store(model, args.features, video_ids, args.device)
-    decoding = DecodingOptions.from_args(args)
+    decoding = DecodingOptions.from_args(args).for_model(model.config)
     captions = predict_captions(model, VideoDataset(store), args.batch_size, decoding=decoding,
                                 transform=ablation(args.ablate, args.ablate_seed))
     save_predictions(captions, args.out)

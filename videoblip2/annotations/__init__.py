@@ -61,11 +61,13 @@ Question answering (:func:`load_qa_annotations`, detected by :func:`is_qa_annota
    Question type ``"Audio-Visual/Temporal"``, modality ``"Audio-Visual"``.
 5. MSRVTT-QA / MSVD-QA as released: ``{"id": 0, "video_id": 7010, "question": ..., "answer": ...}`` with an
    integer video id N. The feature stem is ``video{N}`` (MSR-VTT; ``int_video_template="video{}"``).
-   MSVD-QA numbers its clips ``vidN``: pass ``video_map=`` the release's ``youtube_mapping.txt`` (lines
-   ``CLIP_NAME vidN``) or a JSON ``{"vidN": "CLIP_NAME"}`` to get the clip-name stems the extractors write,
-   or ``int_video_template="vid{}"`` if the feature files are named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
+   MSVD-QA numbers its clips ``vidN``: the release's ``youtube_mapping.txt`` beside the file (lines
+   ``CLIP_NAME vidN``) is found and used, or pass ``video_map=`` it or a JSON ``{"vidN": "CLIP_NAME"}`` to get
+   the clip-name stems the extractors write, or ``int_video_template="vid{}"`` if the feature files are
+   named ``vidN``. The LAVIS form ``{"question_id", "video": "video7010.mp4", "question", "answer"}`` uses
    the file stem of ``video`` (mapped through ``video_map`` too when it is a key there). Question type: the
-   question's first word, lowercased (``what``, ``who``, ``how``, ...).
+   release's ``category_id`` when present (MSRVTT-QA), named after the most common question word of its
+   questions; else the question's first word, lowercased, contraction dropped (``what's`` -> ``what``).
 6. Plain: ``{"video_id": "video7", "question": ..., "answer": ...}`` with optional ``question_id`` and
    ``type`` (the question type; ``""`` when absent).
 
@@ -77,11 +79,13 @@ question-only file to answer).
 from __future__ import annotations
 
 from .common import AnnotationError, SPLITS, UnsafeAnnotationIdError, normalize_caption
-from .msvd import MSVD_SPLITS
-from .qa import QAItem
+from .msvd import MSVD_MAPPING_NAME, MSVD_SPLITS
+from .qa import ARTICLES, NUMBER_WORDS, QAItem, QA_MODALITIES, normalize_answer, qa_video_map, question_word
 from .registry import (
     ANN_FORMATS,
+    SPLIT_FILES,
     add_ann_format_argument,
+    add_qa_mapping_argument,
     detect_format,
     has_splits,
     is_qa_annotation,
@@ -91,6 +95,8 @@ from .registry import (
 from .segments import load_segments, parse_clip_name
 from .predictions import load_predictions, load_qa_predictions, save_predictions, save_qa_predictions
 
+# also importable from here, outside __all__ as before the split: ARTICLES, MSVD_MAPPING_NAME, NUMBER_WORDS,
+# QA_MODALITIES, SPLIT_FILES, question_word
 __all__ = [
     "ANN_FORMATS",
     "MSVD_SPLITS",
@@ -99,14 +105,17 @@ __all__ = [
     "QAItem",
     "UnsafeAnnotationIdError",
     "add_ann_format_argument",
+    "add_qa_mapping_argument",
     "detect_format",
     "has_splits",
     "is_qa_annotation",
     "load_annotations",
     "load_predictions",
     "load_qa_annotations",
+    "qa_video_map",
     "load_qa_predictions",
     "load_segments",
+    "normalize_answer",
     "normalize_caption",
     "parse_clip_name",
     "save_predictions",

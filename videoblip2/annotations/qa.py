@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import AnnotationError, _read_json, _safe_id
-from .msvd import _read_msvd_mapping
+from .common import AnnotationError, _read_json, _read_json_or_lines, _safe_id
+from .msvd import MSVD_MAPPING_NAME, _read_msvd_mapping
 
 
 QA_MODALITIES = ("Audio", "Visual", "Audio-Visual")
@@ -77,6 +78,23 @@ def _qa_text(path: str, where: str, record: Mapping[str, Any], key: str) -> str:
     return " ".join(value.split())
 
 
+# MSRVTT-QA's records carry the question type as an integer category_id: the type is that category, named
+# after the most common question word of its questions in the file (no id -> name table to get wrong); a
+# file without it (MSVD-QA) is typed by the question word.
+_CATEGORY_PREFIX = "\0category "
+
+
+_CONTRACTION = re.compile(r"(['\u2019](s|re|d|ll|ve|m))$")
+
+
+def question_word(question: str) -> str:
+    """The question's first word, lowercased, contraction and punctuation dropped: "What's ..." -> "what"."""
+    words = question.split()
+    if not words:
+        return ""
+    return _CONTRACTION.sub("", words[0].lower()).strip(string.punctuation + "\u2019")
+
+
 def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | None,
              int_video_template: str) -> QAItem:
     where = f"record {index}"
@@ -137,8 +155,10 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
             if not isinstance(record["type"], str):
                 raise AnnotationError(f"{path}: {where}: 'type' must be a string, got {record['type']!r}")
             qtype = record["type"].strip()
+        elif isinstance(record.get("category_id"), int) and not isinstance(record["category_id"], bool):
+            qtype = f"{_CATEGORY_PREFIX}{record['category_id']}"  # named after loading (_name_categories)
         elif "id" in record or "video" in record or isinstance(record["video_id"], int):  # MSRVTT/MSVD-QA
-            qtype = question.split()[0].lower()
+            qtype = question_word(question)
         else:
             qtype = ""
     else:
@@ -149,3 +169,75 @@ def _qa_item(path: str, index: int, record: Any, video_map: Mapping[str, str] | 
     if answer is not None and answer_key == "answer" and "anser" in record:
         raise AnnotationError(f"{path}: {where}: both 'anser' and 'answer'")
     return QAItem(question_id, video_id, question, answer, qtype, modality)
+
+
+def qa_video_map(path: str | os.PathLike, records: Any = None) -> str | None:
+    """The ``youtube_mapping.txt`` beside a QA file whose records have integer video ids (MSVD-QA), or None.
+
+    ``records``: the file's parsed records, when the caller has them (else the file is read).
+    """
+    beside = os.path.join(os.path.dirname(os.path.abspath(os.fspath(path))), MSVD_MAPPING_NAME)
+    if not os.path.isfile(beside):
+        return None
+    if records is None:
+        records = _read_json_or_lines(os.fspath(path))
+    if isinstance(records, Mapping):
+        records = [records]
+    integer_ids = isinstance(records, list) and any(
+        isinstance(r, Mapping) and isinstance(r.get("video_id"), int) and not isinstance(r.get("video_id"), bool)
+        for r in records[:100])
+    return beside if integer_ids else None
+
+
+def _name_categories(items: list[QAItem]) -> list[QAItem]:
+    """Question types from category_id: "category N" -> the most common question word of its questions."""
+    from collections import Counter
+    from dataclasses import replace
+
+    words: dict[str, Counter] = {}
+    for item in items:
+        if item.qtype.startswith(_CATEGORY_PREFIX):
+            words.setdefault(item.qtype, Counter())[question_word(item.question)] += 1
+    if not words:
+        return items
+    names = {category: counts.most_common(1)[0][0] for category, counts in words.items()}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    names = {category: (f"{name} ({category[len(_CATEGORY_PREFIX):]})" if name in shared else name)
+             for category, name in names.items()}
+    return [replace(item, qtype=names[item.qtype]) if item.qtype in names else item for item in items]
+
+
+ARTICLES = frozenset({"a", "an", "the"})
+
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+
+
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+
+
+NUMBER_WORDS = {**{word: i for i, word in enumerate(_UNITS)}, **_TENS}
+
+
+_ANSWER_PUNCTUATION = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+
+
+def normalize_answer(text: str) -> str:
+    """The form QA answers are compared in (eval.qa's docstring: lowercase, punctuation, articles, number
+    words): ``"Two."`` -> ``"2"``."""
+    if not isinstance(text, str):
+        raise TypeError(f"answer must be a str, got {type(text).__name__}")
+    text = _ANSWER_PUNCTUATION.sub(" ", text.lower().replace("'", "").replace("\u2019", ""))
+    words = [w for w in text.split() if w not in ARTICLES]
+    out: list[str] = []
+    for word in words:
+        if word in NUMBER_WORDS:
+            value = NUMBER_WORDS[word]
+            if out and 1 <= value <= 9 and out[-1].isdigit() and int(out[-1]) in _TENS.values():
+                out[-1] = str(int(out[-1]) + value)  # "twenty one" -> "21"
+                continue
+            word = str(value)
+        out.append(word)
+    return " ".join(out)

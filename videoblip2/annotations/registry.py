@@ -18,7 +18,7 @@ from .common import (
 )
 from .msrvtt import _load_mapping, _load_official, _load_records
 from .msvd import MSVD_MAPPING_NAME, _is_msvd_csv_header, _load_msvd
-from .qa import QAItem, _QUESTION_KEYS, _looks_like_qa, _qa_item, _read_video_map
+from .qa import QAItem, _QUESTION_KEYS, _looks_like_qa, _name_categories, _qa_item, _read_video_map, qa_video_map
 from .table import _load_table
 from .valor import _load_valor
 from .vatex import _load_vatex
@@ -103,6 +103,14 @@ def add_ann_format_argument(parser: Any) -> None:
     parser.add_argument("--ann-format", choices=ANN_FORMATS, default="auto",
                         help="annotation format (default auto: detected from the suffix and the content; name it "
                              "where a file could be read two ways, e.g. a .txt MSVD caption list for an extractor)")
+
+
+def add_qa_mapping_argument(parser: Any) -> None:
+    """``--qa-mapping`` for every command that reads QA annotations (an argparse parser or argument group)."""
+    parser.add_argument("--qa-mapping", default=None, metavar="FILE",
+                        help=f"MSVD-QA: the release's {MSVD_MAPPING_NAME} (lines CLIP_NAME vidN) or a JSON "
+                             "{\"vidN\": clip name}, mapping the integer video ids to the clip names the features "
+                             f"are saved under (default: the {MSVD_MAPPING_NAME} beside the QA file, if any)")
 
 
 def has_splits(path: str | os.PathLike, format: str = "auto") -> bool:
@@ -229,15 +237,18 @@ def is_qa_annotation(path: str | os.PathLike) -> bool:
 
 def load_qa_annotations(path: str | os.PathLike,
                         video_map: str | os.PathLike | Mapping[str, str] | None = None,
-                        int_video_template: str = "video{}") -> list[QAItem]:
+                        int_video_template: str | None = None) -> list[QAItem]:
     """Load the questions of a QA annotation file in any supported format (see the module docstring).
 
     Args:
         path: JSON list or JSON Lines file.
         video_map: MSVD-QA: ``youtube_mapping.txt`` (``CLIP_NAME vidN`` lines), a JSON object or a mapping
-            ``{"vidN": stem}``; integer video ids N then map through ``vidN``.
+            ``{"vidN": stem}``; integer video ids N then map through ``vidN``. None: a file with integer video
+            ids uses the ``youtube_mapping.txt`` beside it when there is one (the MSVD-QA release layout:
+            ``train_qa.json``, ``val_qa.json``, ``test_qa.json`` and ``youtube_mapping.txt`` in one folder),
+            as the MSVD caption loader does (``qa_video_map``).
         int_video_template: without ``video_map``, the stem of integer video id N (default ``video{N}``,
-            MSR-VTT's names).
+            MSR-VTT's names); naming it also turns off finding ``youtube_mapping.txt`` beside the file.
 
     Returns:
         One :class:`QAItem` per record, in file order.
@@ -256,6 +267,9 @@ def load_qa_annotations(path: str | os.PathLike,
                               f"got {type(data).__name__}")
     if not data:
         raise AnnotationError(f"{path}: no questions")
+    if video_map is None and int_video_template is None:
+        video_map = qa_video_map(path, data)
+    int_video_template = "video{}" if int_video_template is None else int_video_template
     mapping = _read_video_map(video_map) if video_map is not None else None
     items: list[QAItem] = []
     seen: dict[str, int] = {}
@@ -270,4 +284,4 @@ def load_qa_annotations(path: str | os.PathLike,
                                   f"{'no' if item.answer is None else 'an'} answer, unlike record 0 "
                                   "(every record has an answer or none does)")
         items.append(item)
-    return items
+    return _name_categories(items)
