@@ -24,12 +24,15 @@ setup(
         "features": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr"],
         "eval": ["pycocoevalcap==1.2"],
         "train": ["accelerate", "matplotlib"],
+        # the demo page (python -m videoblip2.app); its browser test also uses selenium + the system's Chromium
+        "app": ["torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
+                "gradio>=6,<7", "matplotlib"],
         # the documentation site (mkdocs.yml, docs/): `mkdocs build --strict`, offline
         "docs": ["mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
-        "dev": ["pytest", "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
+        "dev": ["pytest", "selenium", "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*"],
         "all": [
             "torchvision==0.29.1", "open_clip_torch==3.3.*", "laion-clap==1.1.7", "av", "Pillow", "soxr",
-            "pycocoevalcap==1.2", "accelerate", "matplotlib", "pytest",
+            "pycocoevalcap==1.2", "accelerate", "matplotlib", "gradio>=6,<7", "pytest", "selenium",
             "mkdocs==1.6.*", "mkdocs-material==9.*", "mkdocstrings[python]==1.*",
         ],
     },

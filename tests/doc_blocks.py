@@ -5,7 +5,8 @@ or GPUs; say why after the colon). Shell blocks (```bash) are split into command
 `torchrun ... -m MODULE ...` and `python bench/X.py ...` command line is handed to that module's
 `parse_args(argv)`, so a renamed or removed flag, a bad choice or a wrong type in the documentation fails a test.
 Variables assigned in the block (`MODEL="..."`) and in earlier blocks of the same page are expanded first.
-Flags written as optional (`[--num-beams 1]`) are checked as if given. Commands of other programs (bash scripts,
+Flags written as optional (`[--num-beams 1]`) are checked as if given; a literal `...` (flags shown elsewhere)
+is left out. Commands of other programs (bash scripts,
 pip, torchrun's own flags, export) are not run.
 """
 
@@ -112,6 +113,6 @@ def commands(block: Block) -> list[Command]:
                     module, argv = words[2], words[3:]
                 elif len(words) > 1 and words[1].endswith(".py"):
                     module, argv = words[1][:-3].replace("/", "."), words[2:]
-            if module:
-                found.append(Command(block, part, module, argv))
+            if module:  # a literal `...` stands for flags shown elsewhere
+                found.append(Command(block, part, module, [w for w in argv if w != "..."]))
     return found

@@ -26,6 +26,9 @@ _LAZY: dict[str, str] = {
     "save_predictions": "annotations",
     "predict_captions": "predict",
     "caption_videos": "caption",
+    "extract_video": "caption",
+    "generate_from_features": "caption",
+    "VideoFeatures": "caption",
     "DecodingOptions": "decoding",
     "bad_ending_rate": "decoding",
     "build_tiny_model": "tiny",
@@ -43,10 +46,13 @@ __all__ = [  # the names of _LAZY (a literal list, so that linters see them)
     "VideoBLIP2",
     "VideoBLIP2Config",
     "VideoDataset",
+    "VideoFeatures",
     "ablate_features",
     "bad_ending_rate",
     "build_tiny_model",
     "caption_videos",
+    "extract_video",
+    "generate_from_features",
     "index_batches",
     "init_qformer",
     "load_annotations",
@@ -58,7 +64,7 @@ __all__ = [  # the names of _LAZY (a literal list, so that linters see them)
 if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from .annotations import load_annotations, load_predictions, save_predictions
     from .blip2_init import LoadReport, init_qformer
-    from .caption import caption_videos
+    from .caption import VideoFeatures, caption_videos, extract_video, generate_from_features
     from .config import ConfigError, VideoBLIP2Config
     from .data import ABLATIONS, CaptionDataset, FeatureStore, VideoDataset, ablate_features, index_batches
     from .decoding import DecodingOptions, bad_ending_rate

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .data import uniform_indices
 from .ids import check_video_id
+from .noinit import skip_init
 
 logger = logging.getLogger(__name__)
 
@@ -373,6 +374,14 @@ def upright_image(frame):
     return orient(frame.to_image(), frame_orientation(frame))
 
 
+class SampledFrames(NamedTuple):
+    """What :func:`decode_sampled_frames` returns: the kept frames and where they were in the video."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3), or the stacked outputs of `transform`
+    indices: np.ndarray  # int64 (T,): frame numbers, counted from the first frame (of the segment)
+    times: np.ndarray  # float64 (T,): presentation times in seconds (index / fps where the file gives none)
+
+
 def decode_frames(
     path: str | os.PathLike,
     num_frames: int = DEFAULT_NUM_FRAMES,
@@ -407,6 +416,21 @@ def decode_frames(
     Raises:
         ExtractionError: the file cannot be opened, has no video stream or no decodable frame (in the segment).
     """
+    return decode_sampled_frames(path, num_frames, fps=fps, transform=transform, threads=threads,
+                                 segment=segment, info=info).frames
+
+
+def decode_sampled_frames(
+    path: str | os.PathLike,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    fps: float | None = None,
+    transform: Callable[[Any], Any] | None = None,
+    threads: int = 0,
+    segment: Segment | None = None,
+    info: dict[str, Any] | None = None,
+) -> SampledFrames:
+    """:func:`decode_frames` with the sampled frames' indices and presentation times (same arguments)."""
     total, native_fps = probe_video(path, segment)
     if fps is not None and native_fps is None:
         raise ExtractionError(f"{path}: unknown frame rate, cannot sample at --fps {fps}")
@@ -419,7 +443,7 @@ def decode_frames(
         image = orient(frame.to_image(), orientation)
         if transform is not None:
             image = transform(image)
-        return np.asarray(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8), frame.time
 
     indices = sample_frame_indices(total, num_frames, fps=fps, native_fps=native_fps)
     if not indices:
@@ -436,7 +460,21 @@ def decode_frames(
     if info is not None:
         info["orientation"] = next(iter(orientations)) if len(orientations) == 1 else \
             ",".join(sorted(str(o) for o in orientations))
-    return np.stack(frames)
+    times = [t if t is not None else i / (native_fps or 1.0) for (_, t), i in zip(frames, indices)]
+    return SampledFrames(np.stack([image for image, _ in frames]), np.asarray(indices, dtype=np.int64),
+                         np.asarray(times, dtype=np.float64))
+
+
+def media_duration(path: str | os.PathLike) -> float | None:
+    """The file's duration in seconds as its container (else its first video stream) states it; None if unknown."""
+    av = _av()
+    with _open_media(path) as container:
+        if container.duration:
+            return float(container.duration / av.time_base)
+        for stream in container.streams.video:
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    return None
 
 
 def _declared_span(stream) -> tuple[float | None, float | None]:
@@ -540,6 +578,21 @@ def audio_windows(
     hop = int(round(hop_s * sample_rate))
     q = quantize_int16(wave)
     return [q[s : s + window] for s in window_starts(len(q), window, hop, max_windows)]
+
+
+def audio_window_times(
+    num_samples: int,
+    window_s: float = DEFAULT_WINDOW_S,
+    hop_s: float = DEFAULT_HOP_S,
+    max_windows: int | None = DEFAULT_MAX_WINDOWS,
+    sample_rate: int = CLAP_SAMPLE_RATE,
+) -> np.ndarray:
+    """float64 ``(T_a, 2)``: start and end (seconds from the track's start) of each window :func:`audio_windows`
+    cuts from a track of ``num_samples`` samples; a window reaching past the end ends with the track."""
+    window = int(round(window_s * sample_rate))
+    hop = int(round(hop_s * sample_rate))
+    starts = np.asarray(window_starts(num_samples, window, hop, max_windows), dtype=np.float64)
+    return np.stack([starts, np.minimum(starts + window, num_samples)], axis=-1).reshape(-1, 2) / sample_rate
 
 
 # ----------------------------------------------------------------------------------------------
@@ -690,9 +743,12 @@ def load_clip(
         quick_gelu = quick_gelu or bool(tag.get("quick_gelu", False))
     if pretrained is None:
         logger.warning("CLIP %s with RANDOM weights (no --pretrained): features are only good for benchmarks", name)
+    # With a checkpoint open_clip loads it strictly (every weight), so the random init is skipped (`skip_init`).
+    build = skip_init() if pretrained else contextlib.nullcontext()
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
+        with build:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
     except RuntimeError as e:
         hint = "" if not pretrained or os.path.isfile(pretrained) else (
             "; offline? pass a local checkpoint file with --pretrained PATH")
@@ -920,10 +976,17 @@ def load_clap(
     # The text tower is never used here: a 1-layer stand-in instead of RoBERTa (which would download).
     build_config["text_cfg"] = dict(context_length=77, vocab_size=8, width=8, heads=1, layers=1,
                                     model_type="transformer")
-    with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel):
+    # With a checkpoint every audio weight is loaded (load_clap_audio_weights checks), so nothing is initialised
+    # (`skip_init`); the unused text side is then zeroed so that no uninitialised memory is left in the model.
+    with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel), \
+            (skip_init() if ckpt else contextlib.nullcontext()):
         model = CLAP(**build_config, enable_fusion=False)
     if ckpt:
         load_clap_audio_weights(model, ckpt)
+        with torch.no_grad():
+            for name, tensor in model.state_dict(keep_vars=True).items():
+                if not name.startswith(_CLAP_AUDIO_PREFIXES) and tensor.is_floating_point():
+                    tensor.zero_()
     else:
         logger.warning("CLAP %s with RANDOM weights (no --ckpt): features are only good for benchmarks", amodel)
     model.to(auto_device(device))

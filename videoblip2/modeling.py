@@ -45,6 +45,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from .config import ConfigError, VideoBLIP2Config
 from .data import PromptTokens, tokenize_prompts, tokenize_questions
 from .fileio import atomic_target
+from .noinit import skip_init
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -113,8 +114,8 @@ def build_t5(config: VideoBLIP2Config, name_or_path: str | os.PathLike | None = 
         # transformers 5 always ties T5's lm_head to its input embeddings when building from a config (it unties
         # only when loading a checkpoint whose two matrices differ); Flan-T5 keeps them apart, so do we.
         t5.config.tie_word_embeddings = False
-        t5.lm_head.weight = nn.Parameter(
-            torch.empty_like(t5.shared.weight).normal_(std=t5.config.initializer_factor))
+        t5.lm_head.weight = nn.Parameter(torch.empty_like(t5.shared.weight))
+        nn.init.normal_(t5.lm_head.weight, std=t5.config.initializer_factor)  # (a no-op under skip_init)
     return t5
 
 
@@ -706,13 +707,18 @@ class VideoBLIP2(nn.Module):
             config = VideoBLIP2Config.load(path / CONFIG_NAME)
         except ConfigError as e:
             raise CheckpointError(str(e)) from None
+        # A base T5 named by hub id or path is loaded by transformers (which initialises nothing it loads); every
+        # other module is built without initialising it (`skip_init`): the checkpoint overwrites all of it, and
+        # the checks below refuse a checkpoint that misses any of it.
         t5_source = None if config.t5.architecture is not None else resolve_t5(config.t5.name_or_path, **hub)
-        model = cls(
-            config,
-            t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
-            qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
-            t5=None if t5_source is None else build_t5(config, t5_source),
-        )
+        t5 = None if t5_source is None else build_t5(config, t5_source)
+        with skip_init():
+            model = cls(
+                config,
+                t5_tokenizer=_load_tokenizer(path / T5_TOKENIZER_DIR),
+                qformer_tokenizer=_load_tokenizer(path / QFORMER_TOKENIZER_DIR),
+                t5=t5,
+            )
         try:
             state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
         except Exception as error:  # safetensors' SafetensorError (truncated header/data), OSError
