@@ -96,11 +96,11 @@ def time_model(encode, rows, batch_size: int, repeats: int) -> float:
 def bench_video(args, paths: list[Path], work: Path) -> dict:
     if args.real:
         clip = load_clip("ViT-L-14", None, device=args.device, precision=args.precision)
-        model_args = ["--model", "ViT-L-14", "--pretrained", "none"]
+        model_args = ["--clip-model", "ViT-L-14", "--clip-pretrained", "none"]
     else:
         clip = load_clip(args.tiny["clip_config"], args.tiny["clip_ckpt"], device=args.device,
                          precision=args.precision)
-        model_args = ["--model", args.tiny["clip_config"], "--pretrained", args.tiny["clip_ckpt"]]
+        model_args = ["--clip-model", args.tiny["clip_config"], "--clip-pretrained", args.tiny["clip_ckpt"]]
     decode = video_cli.DecodeFrames(args.num_frames, None, clip.prepare, threads=1)  # one core, as a worker
     start = time.perf_counter()
     decoded = [decode(VideoItem(p.stem, str(p)))["frames"] for p in paths[: args.decode_videos]]
@@ -134,11 +134,11 @@ def bench_video(args, paths: list[Path], work: Path) -> dict:
 def bench_audio(args, paths: list[Path], work: Path) -> dict:
     if args.real:
         clap = load_clap("HTSAT-tiny", None, device=args.device)
-        model_args, window, hop = ["--amodel", "HTSAT-tiny"], DEFAULT_WINDOW_S, DEFAULT_HOP_S
+        model_args, window, hop = ["--clap-model", "HTSAT-tiny"], DEFAULT_WINDOW_S, DEFAULT_HOP_S
     else:
         clap = load_clap(args.tiny["clap_config"], args.tiny["clap_ckpt"], device=args.device)
         # the tiny CLAP reads 2 s inputs: 2 s windows at the default 2.5 s hop (~1 window more than 5 s ones)
-        model_args = ["--amodel", args.tiny["clap_config"], "--ckpt", args.tiny["clap_ckpt"]]
+        model_args = ["--clap-model", args.tiny["clap_config"], "--clap-pretrained", args.tiny["clap_ckpt"]]
         window, hop = 2.0, DEFAULT_HOP_S
     sr = clap.sample_rate
     decode = audio_cli.DecodeWindows(sr, int(window * sr), int(hop * sr), DEFAULT_MAX_WINDOWS,

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from eval.coco import DEFAULT_METRICS
 from eval.evaluate import score_captions
 from videoblip2.annotations import add_ann_format_argument, load_annotations, save_predictions
-from videoblip2.cli import cli
-from videoblip2.data import ABLATIONS, VideoDataset
+from videoblip2.cli import ArgumentParser, cli, positive_int
+from videoblip2.defaults import ABLATIONS
 from videoblip2.decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
 from videoblip2.fileio import atomic_write_json
 
@@ -36,9 +36,7 @@ LABELS = {"full": "full", "audio": "no audio", "frame-order": "shuffled frames",
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    import torch
-
-    p = argparse.ArgumentParser(prog="python -m eval.ablation", description=__doc__,
+    p = ArgumentParser(prog="python -m eval.ablation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
                    help="a save_pretrained directory (e.g. runs/x/best) or a Hugging Face Hub id (org/name)")
@@ -50,8 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conditions", type=parse_conditions, default=list(CONDITIONS),
                    help=f"comma-separated, of {', '.join(CONDITIONS)} (default: all)")
     p.add_argument("--ablate-seed", type=int, default=0, help="frame-order: the shuffling seed")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (cuda if there is a GPU)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (a Java call of several seconds each)")
     add_decoding_args(p, num_beams=PREDICT_NUM_BEAMS)
     return p.parse_args(argv)
@@ -79,13 +77,21 @@ def format_side_by_side(results: dict[str, dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    from videoblip2.modeling import VideoBLIP2
-    from videoblip2.predict import ablation, check_inputs, model_feature_store, predict_captions
-
     args = parse_args(argv)
+    from videoblip2.predict import check_inputs, check_sources
+
     conditions = args.conditions
     check_inputs(args)
+    import torch
+
+    from videoblip2.data import VideoDataset
+    from videoblip2.modeling import VideoBLIP2
+    from videoblip2.predict import ablation, model_feature_store, predict_captions
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     references = load_annotations(args.ann, args.split, args.ann_format, as_written=True)
+    check_sources(args)
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     dataset = VideoDataset(model_feature_store(model, args.features, list(references), args.device))
     decoding = DecodingOptions.from_args(args)

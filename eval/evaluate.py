@@ -39,6 +39,7 @@ from videoblip2.annotations import (
     load_qa_predictions,
 )
 from videoblip2.decoding import bad_ending_rate
+from videoblip2.cli import ArgumentParser
 from videoblip2.fileio import DiskFullError, atomic_write_json
 
 __all__ = ["EvaluationError", "check_coverage", "cli", "format_table", "main", "parse_args", "score_captions"]
@@ -49,7 +50,7 @@ class EvaluationError(ValueError):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m eval.evaluate", description=__doc__,
+    parser = ArgumentParser(prog="python -m eval.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--predictions", required=True, help='JSON list of {"video_id", "caption"}')
     parser.add_argument("--ann", required=True,

@@ -1,4 +1,4 @@
-"""CLAP audio features: ``python -m features.audio VIDEOS... --out FEATURES --ckpt 630k-audioset-best.pt``.
+"""CLAP audio features: ``python -m features.audio VIDEOS... --out FEATURES --clap-pretrained 630k-audioset-best.pt``.
 
 Writes ``FEATURES/audio/{video_id}.npy`` float16 ``[T_a, 512]``: the audio track decoded with PyAV, resampled
 to 48 kHz, averaged to mono, cut into windows (default 5 s every 2.5 s, at most 16 spread over the clip;
@@ -14,45 +14,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from features.common import (
-    FAILURES_NAME,
-    FailureLog,
-    InputError,
-    RunSummary,
-    VideoItem,
-    add_common_arguments,
-    check_output,
-    cli_main,
-    feature_writer,
-    finished_ids,
-    iter_pending,
-    list_videos,
-    parse_shard,
-    read_meta,
-    run_extraction,
-    take_shard,
-    update_meta,
-    weights_fingerprint,
-    write_json_atomic,
-)
-from videoblip2.data import NO_AUDIO_SUFFIX
-from videoblip2.extract import (
+from features.args import add_common_arguments
+from videoblip2.cli import ArgumentParser, add_renamed_flag, non_negative_int, positive_float
+from videoblip2.defaults import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_HOP_S,
     DEFAULT_MAX_WINDOWS,
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
-    ClapWindowEncoder,
-    decode_audio,
-    is_silent,
-    load_clap,
-    quantize_int16,
-    window_starts,
 )
+
+if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
+    from features.common import RunSummary, VideoItem
+    from videoblip2.extract import ClapWindowEncoder
 
 logger = logging.getLogger("features.audio")
 
@@ -60,19 +36,23 @@ CHECKED_KEYS = ("model", "ckpt", "ckpt_sha256", "sample_rate", "window_s", "hop_
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m features.audio", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="python -m features.audio", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_common_arguments(parser, batch_size=64, batch_unit="audio windows")
     model = parser.add_argument_group("model")
-    model.add_argument("--amodel", default=DEFAULT_CLAP_MODEL,
+    model.add_argument("--clap-model", default=DEFAULT_CLAP_MODEL,
                        help="laion_clap audio config (HTSAT-tiny for 630k-*.pt, HTSAT-base for music_*.pt) or a .json")
-    model.add_argument("--ckpt", help="local CLAP checkpoint file; omitted = RANDOM weights (benchmarks only)")
+    model.add_argument("--clap-pretrained", metavar="FILE",
+                       help="local CLAP checkpoint file; omitted = RANDOM weights (benchmarks only)")
+    add_renamed_flag(model, "--amodel", "--clap-model", "clap_model")
+    add_renamed_flag(model, "--ckpt", "--clap-pretrained", "clap_pretrained")
     model.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                        help="fp16/bf16 autocast on a GPU (the spectrogram front end is happiest in fp32)")
     windows = parser.add_argument_group("windows")
-    windows.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length, seconds (<= 10)")
-    windows.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="hop between window starts, seconds")
-    windows.add_argument("--max-windows", type=int, default=DEFAULT_MAX_WINDOWS,
+    windows.add_argument("--window", type=positive_float, default=DEFAULT_WINDOW_S,
+                         help="window length, seconds (<= 10)")
+    windows.add_argument("--hop", type=positive_float, default=DEFAULT_HOP_S, help="hop between window starts, seconds")
+    windows.add_argument("--max-windows", type=non_negative_int, default=DEFAULT_MAX_WINDOWS,
                          help="longer tracks get this many windows spread evenly (0: no limit)")
     windows.add_argument("--silence-threshold", type=float, default=DEFAULT_SILENCE_THRESHOLD,
                          help="peak amplitude below which a track counts as silent")
@@ -87,23 +67,36 @@ class DecodeWindows:
         self.max_windows, self.silence_threshold = max_windows, silence_threshold
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
-        wave = decode_audio(item.path, self.sample_rate, item.segment)
+        import torch
+
+        from videoblip2.extract import decode_audio, is_silent, quantize_int16, segment_in_video, window_starts
+
+        # as features.video does: a segment outside the video fails, one past its end is cut (and noted)
+        segment, cut = segment_in_video(item.path, item.segment) if item.segment else (None, None)
+        noted = {"cut_short": cut} if cut else {}
+        wave = decode_audio(item.path, self.sample_rate, segment)
         if wave is None:
-            return {"no_audio": "no audio stream"}
+            return {"no_audio": "no audio stream", **noted}
         if is_silent(wave, self.silence_threshold):
             return {"no_audio": "silent" if wave.size else "empty audio stream",
-                    "seconds": wave.size / self.sample_rate}
+                    "seconds": wave.size / self.sample_rate, **noted}
         starts = window_starts(len(wave), self.window, self.hop, self.max_windows)
-        return {"wave": torch.from_numpy(quantize_int16(wave)), "starts": torch.tensor(starts, dtype=torch.long)}
+        return {"wave": torch.from_numpy(quantize_int16(wave)), "starts": torch.tensor(starts, dtype=torch.long),
+                **noted}
 
 
 def no_audio_ids(folder: Path) -> list[str]:
+    from features.common import finished_ids
+    from videoblip2.data import NO_AUDIO_SUFFIX
+
     return sorted(finished_ids(folder, [NO_AUDIO_SUFFIX]))
 
 
 def record_no_audio(out: Path) -> None:
     """meta.json's ``no_audio`` list rebuilt from every shard's marker files. The list is read under the
     meta.json lock: read before it, another shard's newer markers could be dropped by this shard's write."""
+    from features.common import update_meta
+
     folder = Path(out) / "audio"
     update_meta(out, "audio", lambda: {"no_audio": no_audio_ids(folder)})
 
@@ -114,6 +107,34 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     Raises:
         InputError, ExtractorModelError, MetaMismatchError: nothing was extracted.
     """
+    import torch
+
+    from features.common import (
+        FAILURES_NAME,
+        FailureLog,
+        InputError,
+        RunSummary,
+        check_output,
+        check_settings,
+        feature_writer,
+        finished_ids,
+        iter_pending,
+        list_videos,
+        parse_shard,
+        read_meta,
+        run_extraction,
+        take_shard,
+        update_meta,
+        weights_fingerprint,
+        write_json_atomic,
+    )
+    from videoblip2.data import NO_AUDIO_SUFFIX
+    from videoblip2.extract import load_clap
+
+    from videoblip2.sources import check_clap_source
+
+    # a missing or offline-only weights source: one line, before the videos are listed
+    check_clap_source(args.clap_model, args.clap_pretrained)
     out = Path(args.out)
     folder = out / "audio"
     shard_index, shard_count = parse_shard(args.shard)
@@ -127,26 +148,31 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     pending = list(iter_pending(items, done, args.limit))
     failures = FailureLog(args.failures or out / FAILURES_NAME, "audio")
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    settings = {
+        "model": args.clap_model if not args.clap_model.endswith(".json") else Path(args.clap_model).stem,
+        "ckpt": Path(args.clap_pretrained).name if args.clap_pretrained else "none",
+        "ckpt_sha256": weights_fingerprint(args.clap_pretrained),  # the content: file names are all alike
+        "window_s": args.window,
+        "hop_s": args.hop,
+        "max_windows": args.max_windows or None,
+    }
+    if not pending and done:  # nothing to extract, but other settings than the folder's are still refused
+        check_settings(out, "audio", settings, CHECKED_KEYS)
     if not pending:
         if read_meta(out).get("audio"):
             record_no_audio(out)
         return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
 
     if encoder is None:
-        encoder = load_clap(args.amodel, args.ckpt, device=args.device, precision=args.precision)
+        encoder = load_clap(args.clap_model, args.clap_pretrained, device=args.device, precision=args.precision)
     window = int(round(args.window * encoder.sample_rate))
     hop = int(round(args.hop * encoder.sample_rate))
     if window > encoder.clip_samples:
         raise InputError(f"--window {args.window} s is longer than the CLAP input "
                          f"({encoder.clip_samples / encoder.sample_rate:g} s)")
     entry = {
-        "model": args.amodel if not args.amodel.endswith(".json") else Path(args.amodel).stem,
-        "ckpt": Path(args.ckpt).name if args.ckpt else "none",
-        "ckpt_sha256": weights_fingerprint(args.ckpt),  # the content: file names are all alike
+        **settings,
         "sample_rate": encoder.sample_rate,
-        "window_s": args.window,
-        "hop_s": args.hop,
-        "max_windows": args.max_windows or None,
         "silence_threshold": args.silence_threshold,
         "trim": args.trim,
         "windows": "every hop_s from 0, plus one flush with the end; > max_windows: spread evenly "
@@ -189,7 +215,10 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(run, parse_args(argv), "audio")
+    args = parse_args(argv)
+    from features.common import cli_main
+
+    return cli_main(run, args, "audio")
 
 
 if __name__ == "__main__":

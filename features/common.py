@@ -29,11 +29,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
+from features.args import TRIM_MODES, add_common_arguments  # noqa: F401  (re-exported)
 from videoblip2.data import FAILURES_NAME  # noqa: F401  (re-exported: the extractors' name)
 from videoblip2.extract import VIDEO_EXTENSIONS, ExtractionError, ExtractorModelError, videos_in
 from videoblip2.fileio import atomic_open, atomic_write_json, check_writable_dir, stale_temp_files
 from videoblip2.ids import UnsafeIdError, check_video_id
+from videoblip2.sources import SourceError
 
 META_NAME = "meta.json"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -69,9 +70,6 @@ def _safe_id(video_id: str, where: str) -> str:
         return check_video_id(video_id, where)
     except UnsafeIdError as error:
         raise InputError(str(error)) from None
-
-
-TRIM_MODES = ("name", "ann")
 
 
 def _segments(path: Path, video_ids: Sequence[str], trim: str, split: str | None,
@@ -273,20 +271,33 @@ def update_meta(root: str | os.PathLike, section: str, entry: dict[str, Any] | C
         meta = read_meta(root)
         old = meta.get(section) or {}
         if has_features and old:
-            unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
-            if unrecorded:
-                logging.getLogger("features").warning(
-                    "%s: the %s section does not record %s (an older extractor); cannot check them",
-                    root / META_NAME, section, ", ".join(unrecorded))
-            diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
-            if diff:
-                shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
-                raise MetaMismatchError(
-                    f"{root / META_NAME}: the {section} features there were extracted with other settings "
-                    f"({shown}); use another --out folder or delete {root / section}")
+            _check_settings(root, section, old, entry, check)
         meta[section] = {**old, **entry}
         write_json_atomic(root / META_NAME, meta)
     return meta
+
+
+def check_settings(root: str | os.PathLike, section: str, entry: dict[str, Any], check: Sequence[str]) -> None:
+    """MetaMismatchError if ``meta.json[section]`` records other values for the keys of ``check`` that ``entry``
+    holds (a run with nothing left to do is refused all the same: its settings are not the folder's)."""
+    old = read_meta(root).get(section) or {}
+    if old:
+        _check_settings(Path(root), section, old, entry, [k for k in check if k in entry])
+
+
+def _check_settings(root: Path, section: str, old: dict[str, Any], entry: dict[str, Any],
+                    check: Sequence[str]) -> None:
+    unrecorded = [k for k in check if k not in old and entry.get(k) is not None]
+    if unrecorded:
+        logging.getLogger("features").warning(
+            "%s: the %s section does not record %s (an older extractor); cannot check them",
+            root / META_NAME, section, ", ".join(unrecorded))
+    diff = {k: (old.get(k), entry.get(k)) for k in check if k in old and old.get(k) != entry.get(k)}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} (on disk) vs {b!r} (now)" for k, (a, b) in diff.items())
+        raise MetaMismatchError(
+            f"{root / META_NAME}: the {section} features there were extracted with other settings "
+            f"({shown}); use another --out folder or delete {root / section}")
 
 
 def weights_fingerprint(path: str | None) -> str | None:
@@ -480,30 +491,6 @@ class RowBatcher:
 # command line + run
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch_unit: str) -> None:
-    io = parser.add_argument_group("input / output")
-    io.add_argument("inputs", nargs="+",
-                    help="video files, folders, list files (.txt, one path per line) or an annotation .json")
-    io.add_argument("--out", required=True, help="features folder (FEATURES); writes FEATURES/<kind>/{id}.npy")
-    io.add_argument("--video-dir", help="folder of the videos named in an annotation input")
-    io.add_argument("--split", help="split of an annotation input with splits (train / validate / test)")
-    add_ann_format_argument(io)
-    add_qa_mapping_argument(io)
-    io.add_argument("--trim", choices=TRIM_MODES, default=None,
-                    help="the annotated clips are segments of full videos {video-dir}/{youtube_id}.*: take each "
-                         "clip's frames/audio from its segment only, the times parsed from the clip name "
-                         "{youtube_id}_{start}_{end} in seconds (name: VATEX, MSVD) or read from the annotation "
-                         "(ann: MSR-VTT's 'start time'/'end time', MSVD's corpus CSV Start/End)")
-    io.add_argument("--failures", help=f"failure log (default: OUT/{FAILURES_NAME})")
-    run = parser.add_argument_group("run")
-    run.add_argument("--shard", default="0/1", help="i/N: process every N-th video from the i-th (0-based)")
-    run.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                     help="decoding worker processes (0: decode in the main process)")
-    run.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_unit} per model batch")
-    run.add_argument("--device", default="auto", help="cuda, cpu or auto")
-    run.add_argument("--limit", type=int, help="process at most this many (unfinished) videos")
-
-
 @dataclass
 class RunSummary:
     total: int = 0  # videos in this shard
@@ -511,6 +498,7 @@ class RunSummary:
     written: int = 0
     failed: int = 0
     no_audio: list[str] = field(default_factory=list)
+    cut_short: list[str] = field(default_factory=list)  # --trim: clips whose segment ran past the video's end
     rotated: int = 0  # videos whose frames the display matrix turned upright (rotated / mirrored streams)
     seconds: float = 0.0  # wall time of the decode + encode loop (model loading excluded)
     encode_seconds: float = 0.0  # of which inside the model (incl. host<->device copies)
@@ -526,6 +514,9 @@ class RunSummary:
                 f"{self.failed} failed")
         if kind == "audio":
             text += f", {len(self.no_audio)} without sound"
+        if self.cut_short:
+            shown = ", ".join(self.cut_short[:3]) + (", ..." if len(self.cut_short) > 3 else "")
+            text += f", {len(self.cut_short)} cut short (segment past the end of the video: {shown})"
         if self.rotated:
             text += f", {self.rotated} turned upright by their display matrix"
         text += f" ({self.seconds:.1f} s, {self.videos_per_second:.2f} videos/s)"
@@ -587,6 +578,9 @@ def run_extraction(
                 bar.update(1)
                 bar.set_postfix(failed=summary.failed)
                 continue
+            if decoded.get("cut_short"):
+                logging.getLogger("features").warning("%s: %s", item.video_id, decoded["cut_short"])
+                summary.cut_short.append(item.video_id)
             if decoded.get("orientation"):
                 summary.rotated += 1
             reason = skip(item, decoded)
@@ -630,7 +624,7 @@ def cli_main(run: Callable[[argparse.Namespace], "RunSummary"], args: argparse.N
         logging.getLogger("features").setLevel(logging.INFO)
     try:
         summary = run(args)
-    except (InputError, ExtractorModelError, MetaMismatchError) as e:
+    except (InputError, ExtractorModelError, MetaMismatchError, SourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

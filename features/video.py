@@ -5,7 +5,7 @@ ViT-L-14's image embedding), records the settings in ``FEATURES/meta.json["video
 videos to ``FEATURES/failures.jsonl`` and exits non-zero if any failed. Re-running skips finished videos.
 
     python -m features.video data/msrvtt/videos --out data/features \\
-        --model ViT-L-14 --pretrained /models/ViT-L-14-openai.safetensors --quick-gelu
+        --clip-model ViT-L-14 --clip-pretrained /models/ViT-L-14-openai.safetensors --quick-gelu
 """
 
 from __future__ import annotations
@@ -15,37 +15,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+from features.args import add_common_arguments
+from videoblip2.cli import ArgumentParser, add_renamed_flag, positive_float, positive_int
+from videoblip2.defaults import CLIP_LAYERS, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_NUM_FRAMES
 
-from features.common import (
-    FAILURES_NAME,
-    FailureLog,
-    RunSummary,
-    VideoItem,
-    add_common_arguments,
-    check_output,
-    cli_main,
-    feature_writer,
-    finished_ids,
-    iter_pending,
-    list_videos,
-    parse_shard,
-    run_extraction,
-    take_shard,
-    update_meta,
-    weights_fingerprint,
-)
-from videoblip2.extract import (
-    CLIP_LAYERS,
-    DEFAULT_CLIP_MODEL,
-    DEFAULT_CLIP_PRETRAINED,
-    DEFAULT_NUM_FRAMES,
-    ClipFrameEncoder,
-    decode_frames,
-    load_clip,
-)
+if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
+    from features.common import RunSummary, VideoItem
+    from videoblip2.extract import ClipFrameEncoder
 
 logger = logging.getLogger("features.video")
 
@@ -54,14 +32,16 @@ CHECKED_KEYS = ("model", "pretrained", "weights_sha256", "layer", "num_frames", 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m features.video", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="python -m features.video", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_common_arguments(parser, batch_size=256, batch_unit="frames")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default=DEFAULT_CLIP_MODEL,
+    model.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL,
                        help="open_clip architecture, or a model-config .json file")
-    model.add_argument("--pretrained", default=DEFAULT_CLIP_PRETRAINED,
+    model.add_argument("--clip-pretrained", default=DEFAULT_CLIP_PRETRAINED,
                        help="open_clip tag (needs the network) or local checkpoint file; 'none' = random weights")
+    add_renamed_flag(model, "--model", "--clip-model", "clip_model")
+    add_renamed_flag(model, "--pretrained", "--clip-pretrained", "clip_pretrained")
     model.add_argument("--quick-gelu", action="store_true",
                        help="QuickGELU activations: needed for OpenAI weights given as a local file")
     model.add_argument("--layer", choices=CLIP_LAYERS, default="embed",
@@ -69,9 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                        help="auto: bf16 (else fp16) on a GPU, fp32 on the CPU")
     frames = parser.add_argument_group("frames")
-    frames.add_argument("--num-frames", type=int, default=DEFAULT_NUM_FRAMES,
+    frames.add_argument("--num-frames", type=positive_int, default=DEFAULT_NUM_FRAMES,
                         help="frames per video, sampled uniformly (middle frame of equal segments)")
-    frames.add_argument("--fps", type=float, help="sample at this rate instead (at most --num-frames frames)")
+    frames.add_argument("--fps", type=positive_float, help="sample at this rate instead (at most --num-frames frames)")
     return parser.parse_args(argv)
 
 
@@ -82,10 +62,16 @@ class DecodeFrames:
         self.num_frames, self.fps, self.prepare, self.threads = num_frames, fps, prepare, threads
 
     def __call__(self, item: VideoItem) -> dict[str, Any]:
+        import torch
+
+        from videoblip2.extract import decode_frames, segment_in_video
+
+        segment, cut = segment_in_video(item.path, item.segment) if item.segment else (None, None)
         info: dict[str, Any] = {}
         frames = decode_frames(item.path, self.num_frames, fps=self.fps, transform=self.prepare,
-                               threads=self.threads, segment=item.segment, info=info)
-        return {"frames": torch.from_numpy(frames), "orientation": info["orientation"]}  # (T, S, S, 3) uint8
+                               threads=self.threads, segment=segment, info=info)
+        return {"frames": torch.from_numpy(frames), "orientation": info["orientation"],  # (T, S, S, 3) uint8
+                **({"cut_short": cut} if cut else {})}
 
 
 def pretrained_label(pretrained: str | None) -> str:
@@ -101,6 +87,30 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     Raises:
         InputError, ExtractorModelError, MetaMismatchError: nothing was extracted.
     """
+    import torch
+
+    from features.common import (
+        FAILURES_NAME,
+        FailureLog,
+        RunSummary,
+        check_output,
+        check_settings,
+        feature_writer,
+        finished_ids,
+        iter_pending,
+        list_videos,
+        parse_shard,
+        run_extraction,
+        take_shard,
+        update_meta,
+        weights_fingerprint,
+    )
+    from videoblip2.extract import load_clip
+
+    from videoblip2.sources import check_clip_source
+
+    # a missing or offline-only weights source: one line, before the videos are listed
+    check_clip_source(args.clip_model, args.clip_pretrained)
     out = Path(args.out)
     folder = out / "video"
     shard_index, shard_count = parse_shard(args.shard)
@@ -112,20 +122,25 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
     skipped = sum(item.video_id in done for item in items)
     logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
-    if not pending:
-        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
-
-    if encoder is None:
-        encoder = load_clip(args.model, args.pretrained, layer=args.layer, device=args.device,
-                            precision=args.precision, quick_gelu=args.quick_gelu)
-    entry = {
-        "model": args.model if not args.model.endswith(".json") else Path(args.model).stem,
-        "pretrained": pretrained_label(args.pretrained),
-        "weights_sha256": weights_fingerprint(args.pretrained),  # the content: file names are all alike
-        "quick_gelu": bool(args.quick_gelu or (args.pretrained or "").lower() == "openai"),
+    settings = {
+        "model": args.clip_model if not args.clip_model.endswith(".json") else Path(args.clip_model).stem,
+        "pretrained": pretrained_label(args.clip_pretrained),
+        "weights_sha256": weights_fingerprint(args.clip_pretrained),  # the content: file names are all alike
+        "quick_gelu": bool(args.quick_gelu or (args.clip_pretrained or "").lower() == "openai"),
         "layer": args.layer,
         "num_frames": args.num_frames,
         "fps": args.fps,
+    }
+    if not pending:  # nothing to extract, but other settings than the folder's are still refused
+        if done:
+            check_settings(out, "video", settings, CHECKED_KEYS)
+        return RunSummary(total=len(items), skipped=skipped, failures=failures.path)
+
+    if encoder is None:
+        encoder = load_clip(args.clip_model, args.clip_pretrained, layer=args.layer, device=args.device,
+                            precision=args.precision, quick_gelu=args.quick_gelu)
+    entry = {
+        **settings,
         "sampling": "uniform: middle frame of num_frames equal segments (videoblip2.extract.sample_frame_indices)",
         "trim": args.trim,
         "image_size": list(encoder.image_size),
@@ -157,7 +172,10 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(run, parse_args(argv), "video")
+    args = parse_args(argv)
+    from features.common import cli_main
+
+    return cli_main(run, args, "video")
 
 
 if __name__ == "__main__":

@@ -207,46 +207,11 @@ def write_media_set(folder: str | Path) -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------------------------
-# tiny extractor models (random weights, offline)
-
-TINY_CLIP_CONFIG = {  # a 2-layer ViT on 224 px with CLIP ViT-L-14's 768-d image embedding
-    "embed_dim": 768,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
-}
-
-TINY_CLAP_CONFIG = {  # an HTSAT with 8-wide, 1-block stages on 2 s inputs; 512-d output like CLAP
-    "embed_dim": 64,
-    "audio_cfg": {"audio_length": 1024, "clip_samples": 96000, "mel_bins": 64, "sample_rate": 48000,
-                  "window_size": 1024, "hop_size": 480, "fmin": 50, "fmax": 14000, "class_num": 8,
-                  "model_type": "HTSAT", "model_name": "tiny"},
-    "text_cfg": {"context_length": 77, "vocab_size": 8, "width": 8, "heads": 1, "layers": 1},
-    "htsat": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 8},
-}
+# tiny extractor models (random weights, offline): now in the library
 
 
 def tiny_extractor_files(root: str | Path) -> dict[str, str]:
-    """Model-config JSONs + random-weight checkpoints of a tiny CLIP and a tiny CLAP, built once per ``root``.
+    """``videoblip2.tiny.make_tiny_extractors(root)`` (kept for the tests and benchmarks that import it here)."""
+    from videoblip2.tiny import make_tiny_extractors
 
-    The CLAP checkpoint has LAION's layout: ``{"state_dict": {"module.audio_branch...": ...}}``.
-    """
-    import json
-
-    import torch
-
-    root = Path(root)
-    files = {"clip_config": root / "tiny_clip.json", "clip_ckpt": root / "tiny_clip.pt",
-             "clap_config": root / "tiny_clap.json", "clap_ckpt": root / "tiny_clap.pt"}
-    if not all(path.exists() for path in files.values()):
-        from videoblip2.extract import load_clap, load_clip
-
-        root.mkdir(parents=True, exist_ok=True)
-        files["clip_config"].write_text(json.dumps(TINY_CLIP_CONFIG))
-        files["clap_config"].write_text(json.dumps(TINY_CLAP_CONFIG))
-        torch.manual_seed(0)
-        clip = load_clip(str(files["clip_config"]), None, device="cpu")
-        torch.save(clip.model.state_dict(), files["clip_ckpt"])
-        clap = load_clap(str(files["clap_config"]), None, device="cpu")
-        state = {f"module.{k}": v for k, v in clap.model.state_dict().items() if k.startswith("audio_")}
-        torch.save({"state_dict": state, "epoch": 1}, files["clap_ckpt"])
-    return {name: str(path) for name, path in files.items()}
+    return make_tiny_extractors(root)

@@ -59,8 +59,8 @@ def test_caption_rejects_mismatched_encoders(tiny_model_factory, encoders, media
 def test_caption_command_line(tiny_model, tiny_files, encoders, media, tmp_path, capsys):
     tiny_model.save_pretrained(tmp_path / "model")
     argv = [str(media["tone"]), str(media["silent"]), str(media["broken"]), "--model", str(tmp_path / "model"),
-            "--clip", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
-            "--clap", tiny_files["clap_ckpt"], "--clap-model", tiny_files["clap_config"],
+            "--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
+            "--clap-pretrained", tiny_files["clap_ckpt"], "--clap-model", tiny_files["clap_config"],
             "--window", "1", "--hop", "0.5", "--device", "cpu", "--max-new-tokens", "6"]
     assert main(argv + ["--json"]) == 1  # the broken file is reported, the others are captioned
     results = json.loads(capsys.readouterr().out)
@@ -74,7 +74,7 @@ def test_caption_command_line(tiny_model, tiny_files, encoders, media, tmp_path,
     assert all(isinstance(r["caption"], str) for r in direct)
 
     # plain output, one "path<TAB>caption" line per video; without --clap every video is silent
-    plain = [str(media["tone"]), "--model", str(tmp_path / "model"), "--clip", tiny_files["clip_config"],
+    plain = [str(media["tone"]), "--model", str(tmp_path / "model"), "--clip-model", tiny_files["clip_config"],
              "--clip-pretrained", tiny_files["clip_ckpt"], "--device", "cpu", "--max-new-tokens", "6"]
     assert main(plain) == 0
     [line] = capsys.readouterr().out.splitlines()

@@ -132,10 +132,10 @@ def _questions_files(folder, media):
 def test_caption_command_asks_many_questions_extracting_each_video_once(tiny_model, tiny_files, counted, media,
                                                                         tmp_path, capsys, monkeypatch):
     clip, clap, calls = counted
-    import videoblip2.caption as caption
+    import videoblip2.extract as extract  # caption's main imports the loaders when it runs (a light --help)
 
-    monkeypatch.setattr(caption, "load_clip", lambda *a, **k: clip)  # the counted encoders
-    monkeypatch.setattr(caption, "load_clap", lambda *a, **k: clap)
+    monkeypatch.setattr(extract, "load_clip", lambda *a, **k: clip)  # the counted encoders
+    monkeypatch.setattr(extract, "load_clap", lambda *a, **k: clap)
     tiny_model.save_pretrained(tmp_path / "model")
     common = ["--model", str(tmp_path / "model"), "--clip", tiny_files["clip_config"], "--clip-pretrained",
               tiny_files["clip_ckpt"], "--clap", tiny_files["clap_ckpt"], "--clap-model", tiny_files["clap_config"],

@@ -403,3 +403,15 @@ def test_ablated_batches_run_through_the_model(tiny_model, feature_batch):
     assert not torch.allclose(full[0, :q], full[1, :q])
     assert not torch.allclose(shuffled[:, :q], full[:, :q])  # order matters through the time embeddings
     torch.testing.assert_close(shuffled[:, q:], full[:, q:])  # audio and prompt untouched
+
+
+def test_missing_video_file_is_named_before_the_audio_question(features):
+    """Issue 20: in an extracted folder (meta.json records the audio windows) a listed video without any feature
+    file is reported as its missing video feature file, not as a missing no-audio marker."""
+    root, _ = features
+    (root / "meta.json").write_text(json.dumps({"video": {"dim": VIDEO_DIM}, "audio": {"dim": AUDIO_DIM,
+                                                                                        "window_s": 5.0}}))
+    for preload in (True, False):
+        with pytest.raises(FeatureFileError) as error:
+            _store(root, ["v_short", "v_nothing"], preload=preload)
+        assert str(error.value) == f"{root / 'video' / 'v_nothing.npy'}: feature file not found"

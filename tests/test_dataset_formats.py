@@ -225,7 +225,14 @@ def test_csv_and_tsv(tmp_path):
     (" ,a cat\n", "line 1: empty video_id"),
     ("clip1,a cat\nclip2, . \n", r"line 2 \(clip2\): empty caption"),
     ('clip1,"a cat\n', "malformed CSV"),
-    ("video_id,caption\nclip1\n", "line 2: 1 fields, the header names more"),
+    ("video_id,caption\nclip1\n", r"line 2: expected 2 CSV fields \(the header's columns\), got 1"),
+    # issue 20: with a header, an unquoted comma in a caption is an error too (it silently cut the caption)
+    ("video_id,caption\nvideo0,a robot stands up, in the kitchen\n",
+     r"line 2: expected 2 CSV fields \(the header's columns\), got 3; quote captions"),
+    ("caption,video_id,annotator\na cat,clip1\n", r"line 2: expected 3 CSV fields"),
+    # an unknown header is named as a header, not read as a caption of video "vid"
+    ("vid,text\nclip1,a cat\n", r"line 1 \(vid,text\) looks like a header but does not name the video_id and "
+                                 "caption columns"),
 ])
 def test_csv_errors_name_file_and_line(tmp_path, text, message):
     path = _write(tmp_path / "own.csv", text)

@@ -205,7 +205,7 @@ def test_clap_windows_equal_laion_get_audio_embedding(clap, media):
     from laion_clap.training.data import float32_to_int16, get_audio_features, int16_to_float32
 
     wave = decode_audio(media["tone"])
-    windows = [wave[:48000], wave[30000:54000], wave[:96000]]  # 1 s, a short 0.5 s one, a full 2 s input
+    windows = [wave[:48000], wave[30000:54000], wave[:96000]]  # 1 s, a short 0.5 s one, 2 s (repeat-padded to 10 s)
     ours = clap.encode([quantize_int16(w) for w in windows])
     assert ours.shape == (3, 512)
     torch.testing.assert_close(ours.norm(dim=-1), torch.ones(3))
@@ -226,8 +226,9 @@ def test_clap_encode_video(clap, media):
     n = len(window_starts(len(decode_audio(media["tone"])), 48000, 24000, 16))
     assert features.shape == (n, 512) and features.dtype == np.float16
     assert clap.encode_video(media["mute"]) is None and clap.encode_video(media["silent"]) is None
-    with pytest.raises(ValueError, match="longer than CLAP"):
-        clap.encode_video(media["tone"], window_s=2.5, hop_s=1.0)  # the tiny model's input is 2 s
+    with pytest.raises(ValueError, match="longer than CLAP"):  # the tiny model's input is CLAP's 10 s
+        clap.encode([np.zeros(clap.clip_samples + 1, dtype=np.float32)])
+    assert clap.clip_samples == 10 * 48000
 
 
 def test_clap_checkpoint_round_trip_and_errors(clap, tiny_files, tmp_path, media):

@@ -26,13 +26,13 @@ READABLE = ["mute", "silent", "tone", "webm"]
 
 
 def video_args(media, tiny_files, out, *extra):
-    return [str(media["tone"].parent), "--out", str(out), "--model", tiny_files["clip_config"],
-            "--pretrained", tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu", *extra]
+    return [str(media["tone"].parent), "--out", str(out), "--clip-model", tiny_files["clip_config"],
+            "--clip-pretrained", tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu", *extra]
 
 
 def audio_args(media, tiny_files, out, *extra):
-    return [str(media["tone"].parent), "--out", str(out), "--amodel", tiny_files["clap_config"],
-            "--ckpt", tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu", *extra]
+    return [str(media["tone"].parent), "--out", str(out), "--clap-model", tiny_files["clap_config"],
+            "--clap-pretrained", tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu", *extra]
 
 
 def failures(out: Path) -> list[dict]:
@@ -207,3 +207,28 @@ def test_audio_extractor_end_to_end(media, tiny_files, tmp_path, capsys):
     store = FeatureStore(out, ["tone", "mute", "silent"], max_frames=8, max_audio_windows=4)
     assert store.has_audio.tolist() == [True, False, False]
     assert store.audio_mask.sum(dim=1).tolist() == [4, 0, 0] and store.video_mask.all()
+
+
+def test_other_settings_refused_even_with_nothing_left_to_do(media, tiny_files, tmp_path, capsys, monkeypatch):
+    """Issue 20: a re-run into a finished folder used to exit 0 ("1 already done") whatever its settings."""
+    out = tmp_path / "f"
+    one = [str(media["tone"]), "--out", str(out), "--device", "cpu", "--workers", "0"]
+    clip = ["--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"]]
+    clap = ["--clap-model", tiny_files["clap_config"], "--clap-pretrained", tiny_files["clap_ckpt"], "--hop", "0.5"]
+    assert video_cli.main([*one, *clip, "--num-frames", "8"]) == 0
+    assert audio_cli.main([*one, *clap, "--window", "1"]) == 0
+    capsys.readouterr()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing to do: no model should load")
+
+    from videoblip2 import extract
+
+    monkeypatch.setattr(extract, "load_clip", refuse)
+    monkeypatch.setattr(extract, "load_clap", refuse)
+    assert video_cli.main([*one, *clip, "--num-frames", "8"]) == 0  # the same settings: nothing to do
+    assert "1 already done, 0 written" in capsys.readouterr().err
+    assert video_cli.main([*one, *clip, "--num-frames", "4"]) == 2
+    assert "num_frames: 8 (on disk) vs 4 (now)" in capsys.readouterr().err
+    assert audio_cli.main([*one, *clap, "--window", "2"]) == 2
+    assert "window_s: 1.0 (on disk) vs 2.0 (now)" in capsys.readouterr().err

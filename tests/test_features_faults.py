@@ -20,12 +20,13 @@ from faults import enospc_on_fsync, read_only, small_tmpfs
 from features import audio as audio_cli
 from features import common
 from features import video as video_cli
+from videoblip2 import extract
 from videoblip2.data import FeatureFileError, FeatureStore
 
 
 def video_args(media, tiny_files, out, *extra, pretrained=None):
-    return [str(media["tone"]), str(media["mute"]), "--out", str(out), "--model", tiny_files["clip_config"],
-            "--pretrained", pretrained or tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu",
+    return [str(media["tone"]), str(media["mute"]), "--out", str(out), "--clip-model", tiny_files["clip_config"],
+            "--clip-pretrained", pretrained or tiny_files["clip_ckpt"], "--num-frames", "8", "--device", "cpu",
             "--workers", "0", *extra]
 
 
@@ -34,8 +35,8 @@ def no_model_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the output folder was checked")
 
-    monkeypatch.setattr(video_cli, "load_clip", refuse)
-    monkeypatch.setattr(audio_cli, "load_clap", refuse)
+    monkeypatch.setattr(extract, "load_clip", refuse)
+    monkeypatch.setattr(extract, "load_clap", refuse)
 
 
 # point 2 ------------------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def test_out_is_a_file(media, tiny_files, tmp_path, capsys, no_model_loading):
 def test_read_only_out_and_features_folder(media, tiny_files, tmp_path, capsys, no_model_loading, kind):
     main = video_cli.main if kind == "video" else audio_cli.main
     args = video_args(media, tiny_files, tmp_path / "ro") if kind == "video" else [
-        str(media["tone"]), "--out", str(tmp_path / "ro"), "--ckpt", tiny_files["clap_ckpt"], "--device", "cpu"]
+        str(media["tone"]), "--out", str(tmp_path / "ro"), "--clap-pretrained", tiny_files["clap_ckpt"], "--device", "cpu"]
     (tmp_path / "ro").mkdir()
     with read_only(tmp_path / "ro"):  # a read-only --out (a real mount: root ignores file modes)
         assert main(args) == 2

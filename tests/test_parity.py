@@ -286,11 +286,11 @@ def test_extractors_record_what_the_features_are(tiny_files, tmp_path, capsys):
     write_media(videos / "phone.mp4", **VIDEO_CASES["rotate90"][0])
     write_media(videos / "plain.mp4", [make_frame(i, 96, 64) for i in range(8)], wave=chirp_wave(1.0, 44_100))
     out = tmp_path / "features"
-    assert video_cli.main([str(videos), "--out", str(out), "--model", tiny_files["clip_config"], "--pretrained",
-                           tiny_files["clip_ckpt"], "--num-frames", "2", "--device", "cpu", "--workers", "0"]) == 0
+    assert video_cli.main([str(videos), "--out", str(out), "--clip-model", tiny_files["clip_config"],
+                           "--clip-pretrained", tiny_files["clip_ckpt"], "--num-frames", "2", "--device", "cpu", "--workers", "0"]) == 0
     assert "2 written, 0 failed, 1 turned upright by their display matrix" in capsys.readouterr().err
-    assert audio_cli.main([str(videos), "--out", str(out), "--amodel", tiny_files["clap_config"], "--ckpt",
-                           tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu",
+    assert audio_cli.main([str(videos), "--out", str(out), "--clap-model", tiny_files["clap_config"],
+                           "--clap-pretrained", tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5", "--device", "cpu",
                            "--workers", "0"]) == 0
     meta = json.loads((out / "meta.json").read_text())
     video, audio = meta["video"], meta["audio"]

@@ -369,7 +369,7 @@ def test_caption_command_answers_a_question(qa_model, tiny_files, media, tmp_pat
 
     qa_model.save_pretrained(tmp_path / "model")
     question = "Who is in the video?"
-    argv = [str(media["tone"]), "--model", str(tmp_path / "model"), "--clip", tiny_files["clip_config"],
+    argv = [str(media["tone"]), "--model", str(tmp_path / "model"), "--clip-model", tiny_files["clip_config"],
             "--clip-pretrained", tiny_files["clip_ckpt"], "--device", "cpu", "--max-new-tokens", "5",
             "--num-beams", "1", "--question", question, "--json"]
     assert main(argv) == 0

@@ -156,7 +156,7 @@ def test_train_scst_defaults_greedy_baseline_and_top5_built_like_make_top5(synth
 def test_scst_reward_scores_the_end_of_sentence_of_finished_samples_only(synth_data):
     """The reward gives EOS to the samples that ended and not to those cut at the length limit."""
     from eval.cider import CiderD
-    from train.train_scst import SCSTTask
+    from train.scst_task import SCSTTask
     from videoblip2.annotations import load_annotations
 
     ann = load_annotations(synth_data / "train_val_videodatainfo.json", "train")
@@ -191,7 +191,7 @@ def test_train_scst_argument_errors(synth_data, tiny_init_dir, tmp_path):
 def test_loss_norm_token_divides_by_the_sampled_tokens():
     """--loss-norm token: the micro-batch's summed -A * log p times samples / tokens, so that the trainer's
     division by the samples gives the token mean (self-critical.pytorch's RewardCriterion); sequence: as is."""
-    from train.train_scst import SCSTTask
+    from train.scst_task import SCSTTask
     from videoblip2.modeling import SampleOutput
 
     logprobs = torch.tensor([-2.0, -1.0, -4.0, -3.0], requires_grad=True)

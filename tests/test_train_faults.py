@@ -100,7 +100,9 @@ class _RunsCode:
 def test_train_ce_numeric_flags_are_checked_at_parse_time(flags, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:
         train_ce.parse_args(["--tiny", "--features", "f", "--ann", "a.json", "--out", str(tmp_path), *flags])
-    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
+    # one line, no usage block (issue 20)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {message}; see python -m train.train_ce --help\n"
 
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -112,4 +114,5 @@ def test_train_ce_numeric_flags_are_checked_at_parse_time(flags, message, capsys
 def test_train_scst_numeric_flags_are_checked_at_parse_time(flags, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:
         train_scst.parse_args(["--model", "m", "--features", "f", "--ann", "a.json", "--out", str(tmp_path), *flags])
-    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {message}; see python -m train.train_scst --help\n"

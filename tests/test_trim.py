@@ -67,7 +67,7 @@ def test_extractors_trim_by_clip_name(full_video, tiny_files, tmp_path):
     out = tmp_path / "features"
     common = [str(ann), "--video-dir", str(full_video.parent), "--out", str(out), "--trim", "name", "--device", "cpu",
               "--workers", "0"]
-    assert video_cli.main([*common, "--model", tiny_files["clip_config"], "--pretrained", tiny_files["clip_ckpt"],
+    assert video_cli.main([*common, "--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
                            "--num-frames", "4"]) == 0
     clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
     tone_clip = np.load(out / "video" / "yt-ID_x_000002_000004.npy")
@@ -76,7 +76,7 @@ def test_extractors_trim_by_clip_name(full_video, tiny_files, tmp_path):
     assert np.load(out / "video" / "yt-ID_x_000000_000001.npy").shape == (4, 768)
     assert json.loads((out / "meta.json").read_text())["video"]["trim"] == "name"
 
-    assert audio_cli.main([*common, "--amodel", tiny_files["clap_config"], "--ckpt", tiny_files["clap_ckpt"],
+    assert audio_cli.main([*common, "--clap-model", tiny_files["clap_config"], "--clap-pretrained", tiny_files["clap_ckpt"],
                            "--window", "1", "--hop", "0.5"]) == 0
     clap = load_clap(tiny_files["clap_config"], tiny_files["clap_ckpt"], device="cpu")
     sound = np.load(out / "audio" / "yt-ID_x_000002_000004.npy")
@@ -95,7 +95,7 @@ def test_extractor_trim_from_annotation_times(full_video, tiny_files, tmp_path, 
     ann.write_text(json.dumps(official))
     out = tmp_path / "features"
     args = [str(ann), "--video-dir", str(full_video.parent), "--out", str(out), "--trim", "ann", "--device", "cpu",
-            "--workers", "0", "--model", tiny_files["clip_config"], "--pretrained", tiny_files["clip_ckpt"],
+            "--workers", "0", "--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
             "--num-frames", "4"]
     assert video_cli.main([*args, "--split", "test"]) == 0
     clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
@@ -111,3 +111,33 @@ def test_extractor_trim_from_annotation_times(full_video, tiny_files, tmp_path, 
     assert "1 video ids are not clip names {youtube_id}_{start}_{end}, e.g. video0" in capsys.readouterr().err
     assert video_cli.main([str(full_video.parent), *args[1:]]) == 2
     assert "--trim ann takes the clips of an annotation file" in capsys.readouterr().err
+
+
+def test_both_extractors_agree_on_segments_outside_or_past_the_video(full_video, tiny_files, tmp_path, capsys,
+                                                                     caplog):
+    """A segment after the end of the video fails in both extractors (failures.jsonl, not a silent marker); one
+    running past the end is cut to it, with a warning naming the clip and a count in the summary."""
+    ann = _vatex_ann(tmp_path / "vatex.json", ["yt-ID_x_000002_000004", "yt-ID_x_000004_000009",
+                                               "yt-ID_x_000006_000009"])
+    out = tmp_path / "features"
+    common = [str(ann), "--video-dir", str(full_video.parent), "--out", str(out), "--trim", "name", "--device", "cpu",
+              "--workers", "0"]
+    capsys.readouterr()
+    assert video_cli.main([*common, "--clip-model", tiny_files["clip_config"], "--clip-pretrained",
+                           tiny_files["clip_ckpt"], "--num-frames", "4"]) == 1
+    err = capsys.readouterr().err
+    assert ("yt-ID_x_000004_000009: segment 4-9 s runs past the end of the video (5.00 s): features of 4-5.00 s"
+            in caplog.text)
+    assert "2 written, 1 failed, 1 cut short (segment past the end of the video: yt-ID_x_000004_000009)" in err
+    clip = load_clip(tiny_files["clip_config"], tiny_files["clip_ckpt"], device="cpu")
+    np.testing.assert_allclose(np.load(out / "video" / "yt-ID_x_000004_000009.npy"),
+                               clip.encode_video(full_video, 4, segment=(4.0, 5.0)), atol=2e-3, rtol=1e-2)
+    assert audio_cli.main([*common, "--clap-model", tiny_files["clap_config"], "--clap-pretrained",
+                           tiny_files["clap_ckpt"], "--window", "1", "--hop", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "1 written, 1 failed, 1 without sound, 1 cut short (segment past the end of the video: yt-ID_x_000004" in err
+    assert not (out / "audio" / "yt-ID_x_000006_000009.noaudio.json").exists()  # outside is not silence
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted((f["video_id"], f["extractor"]) for f in failures) == [
+        ("yt-ID_x_000006_000009", "audio"), ("yt-ID_x_000006_000009", "video")]
+    assert all("the segment 6-9 s starts after the end of the video (5.00 s)" in f["error"] for f in failures)

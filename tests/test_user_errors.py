@@ -78,7 +78,8 @@ def test_predict_user_errors_are_one_line_exit_2(saved, tmp_path, capsys):
     run = subprocess.run([sys.executable, "-m", "videoblip2.predict", "--model", str(tmp_path / "nope"), *base],
                          capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 2, run.stderr
-    assert run.stderr.strip() == f"error: CheckpointError: {tmp_path / 'nope'}: no such model directory"
+    assert run.stderr.strip() == (f"error: SourceError: --model {tmp_path / 'nope'}: no such file or folder (expected "
+                                  "a VideoBLIP2 model); give a save_pretrained folder (a training run's best/ or last/)")
     # bad annotations
     (tmp_path / "ann.json").write_text("{not json")
     code, err = _predict_exit(capsys, ["--model", str(saved / "model"), *base, "--ann", str(tmp_path / "ann.json")])
@@ -91,7 +92,7 @@ def test_predict_user_errors_are_one_line_exit_2(saved, tmp_path, capsys):
     # a missing features folder
     code, err = _predict_exit(capsys, ["--model", str(saved / "model"), "--features", str(tmp_path / "nf"),
                                        "--out", out])
-    assert code == 2 and err.strip() == f"error: FileNotFoundError: --features {tmp_path / 'nf'}: no such folder"
+    assert code == 2 and err.startswith(f"error: SourceError: --features {tmp_path / 'nf'}: no such folder; ")
     assert not (tmp_path / "p.json").exists()
 
 
@@ -146,7 +147,7 @@ def test_caption_a_folder(saved, tiny_files, media, tmp_path, capsys):
     shutil.copy(media["tone"], folder / "b_tone.mp4")
     shutil.copy(media["mute"], folder / "sub" / "a_mute.mp4")
     (folder / "notes.txt").write_text("not a video")
-    common = ["--model", str(saved / "model"), "--clip", tiny_files["clip_config"], "--clip-pretrained",
+    common = ["--model", str(saved / "model"), "--clip-model", tiny_files["clip_config"], "--clip-pretrained",
               tiny_files["clip_ckpt"], "--device", "cpu", "--max-new-tokens", "3", "--json"]
     assert main([str(folder), *common]) == 0
     results = json.loads(capsys.readouterr().out)

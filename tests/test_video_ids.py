@@ -267,9 +267,11 @@ def _dataset(tmp_path: Path, media) -> dict[str, Path]:
 
 
 def _extractor_args(kind, tiny_files, inputs, dataset, *extra):
-    model = (["--model", tiny_files["clip_config"], "--pretrained", tiny_files["clip_ckpt"], "--num-frames", "4"]
+    model = (["--clip-model", tiny_files["clip_config"], "--clip-pretrained", tiny_files["clip_ckpt"],
+              "--num-frames", "4"]
              if kind == "video" else
-             ["--amodel", tiny_files["clap_config"], "--ckpt", tiny_files["clap_ckpt"], "--window", "1", "--hop", "1"])
+             ["--clap-model", tiny_files["clap_config"], "--clap-pretrained", tiny_files["clap_ckpt"], "--window", "1",
+              "--hop", "1"])
     return [*inputs, "--video-dir", str(dataset["vids"]), "--out", str(dataset["out"]), *model,
             "--device", "cpu", "--workers", "0", *extra]
 

@@ -14,4 +14,5 @@ What the trainers share, one job per module (the layout of open_clip's ``trainin
     validation.py   validation loss and CIDEr-D         tasks.py        the Task interface and its tasks
     trainer.py      the training loop                   launch.py       process start/end, one-line errors
     errors.py       TrainingError                       scst.py         the pure SCST advantage and loss
+    scst_task.py    the SCST task (samples, rewards)
 """

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from videoblip2.fileio import atomic_write_json
+from videoblip2.fileio import as_disk_full, atomic_write_json
 
 
 def dir_siblings(final: Path) -> tuple[Path, Path]:
@@ -30,13 +30,21 @@ def atomic_write_dir(final: str | os.PathLike, write: Callable[[Path], Any]) -> 
     """Write a directory with `write(tmp_dir)` next to `final`, then swap it in with two renames.
 
     If the process dies inside `write`, `final` is untouched; if it dies between the renames, `final` is
-    missing and `recover_dir` restores the old version from `.NAME.old`.
+    missing and `recover_dir` restores the old version from `.NAME.old`. A full disk inside `write` (any
+    writer, `torch.save` included) is a `DiskFullError` naming the folder; the partial copy is removed.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     recover_dir(final)
     tmp, old = dir_siblings(final)
-    write(tmp)
+    try:
+        write(tmp)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = as_disk_full(error, final)
+        if full is error:
+            raise
+        raise full from None
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)

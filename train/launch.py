@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any, Callable
 
-import torch
+from typing import TYPE_CHECKING
 
-from train.distributed import DistInfo, cleanup_distributed, setup_distributed
 from train.errors import TrainingError
-from train.rng import set_seed
 from videoblip2.cli import cli as library_cli
+
+if TYPE_CHECKING:  # torch loads in `start`, after the arguments are parsed (`--help` answers at once)
+    from train.distributed import DistInfo
 
 
 def start(args: argparse.Namespace) -> DistInfo:
     """Threads, distributed setup, seeds (rank-dependent torch stream so samples differ across processes)."""
+    import torch
+
+    from train.distributed import setup_distributed
+    from train.rng import set_seed
+
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,11 +39,31 @@ def start(args: argparse.Namespace) -> DistInfo:
 
 def run(body: Callable[[argparse.Namespace, DistInfo], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """`body(args, dist)` between distributed setup and teardown."""
+    from train.distributed import cleanup_distributed
+
+    out = Path(args.out)
+    fresh = not out.exists()
     dist = start(args)
     try:
         return body(args, dist)
+    except BaseException:
+        if fresh and dist.is_main:
+            remove_empty_dirs(out)  # a run that failed before writing anything leaves no empty --out behind
+        raise
     finally:
         cleanup_distributed()
+
+
+def remove_empty_dirs(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but empty folders (best effort)."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [folder]:
+        if path.is_dir():
+            try:
+                path.rmdir()  # only succeeds on an empty folder
+            except OSError:
+                return
 
 
 def cli(main: Callable[[], Any]) -> None:

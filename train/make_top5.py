@@ -33,6 +33,7 @@ import numpy as np
 
 from eval.cider import CiderD, tokenize
 from videoblip2.annotations import add_ann_format_argument
+from videoblip2.cli import ArgumentParser, positive_int
 from videoblip2.fileio import atomic_write_json
 
 OUTPUT_NAME = "train_top5_detail.json"
@@ -110,7 +111,7 @@ def write_records(top: Mapping[str, Sequence[str]], path: str | os.PathLike) -> 
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m train.make_top5", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.make_top5", description=__doc__.split("\n")[0])
     parser.add_argument("--ann", required=True,
                         help="training captions: official MSR-VTT JSON (its --split), list of records or mapping")
     parser.add_argument("--split", default="train", help="split of an --ann with splits (default: train)")
@@ -118,7 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True,
                         help=f"output JSON file, or a directory to write {OUTPUT_NAME} into")
     parser.add_argument("--by", choices=("consensus", "length"), default="consensus")
-    parser.add_argument("--k", type=int, default=5, help="captions kept per video")
+    parser.add_argument("--k", type=positive_int, default=5, help="captions kept per video")
     parser.add_argument("--no-eos", dest="eos", action="store_false",
                         help="rank without the end of sentence as a word (for train_scst --no-eos-reward)")
     return parser.parse_args(argv)
@@ -126,9 +127,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Write the subset; returns {video_id: [captions best first]}."""
+    args = parse_args(argv)
     from train.data import load_split
 
-    args = parse_args(argv)
     annotations = load_split(args.ann, args.split, args.ann_format)
     top = select_top(annotations, k=args.k, by=args.by, eos=args.eos)
     out = Path(args.out)

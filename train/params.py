@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from videoblip2.annotations import add_ann_format_argument, add_qa_mapping_argument
+
+BASELINES = ("greedy", "mean")  # SCST baselines (train/scst.py)
+# What train_scst --loss-norm divides the summed -A * log p by: the samples (sequence) or their tokens (token).
+LOSS_NORMS = ("sequence", "token")
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
@@ -199,3 +204,53 @@ def check_numeric_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
 FIXED_ON_RESUME = ("lr", "qformer_lr", "weight_decay", "adam_betas", "warmup_steps", "warmup_ratio", "model", "checkpoint",
                    "tiny", "tiny_hidden", "tiny_layers", "tiny_queries", "tiny_frozen_t5", "config", "t5",
                    "t5_tokenizer", "qformer_tokenizer", "bert", "blip2", "dropout")
+
+
+def check_sources(args: argparse.Namespace) -> None:
+    """Every model, tokenizer, checkpoint and data source of a training command, and --out, before any heavy
+    work: one line naming the flag, the value and the fix (``videoblip2.sources.SourceError``, exit 2)."""
+    from videoblip2.cli import check_out_dir, cli
+    from videoblip2.sources import (
+        MODEL_FILES,
+        TOKENIZER_FILES,
+        SourceError,
+        check_config_file,
+        check_features_folder,
+        check_file,
+        check_hub_source,
+    )
+
+    def check() -> None:
+        if getattr(args, "model", None):
+            check_hub_source(args.model, "--model", what="VideoBLIP2 model or training output folder",
+                             local_fix="give a train_ce output folder or a save_pretrained folder")
+        for flag, what, files in (("bert", "BERT model", MODEL_FILES), ("blip2", "BLIP-2 checkpoint", MODEL_FILES)):
+            value = getattr(args, flag, None)
+            if value:
+                check_hub_source(value, f"--{flag}", what=what, filenames=files)
+        if getattr(args, "config", None):
+            check_config_file(args.config)
+        if not getattr(args, "model", None) and hasattr(args, "tiny") and not args.tiny:
+            # a model built from pretrained sources: the flags', or the config's defaults (flan-t5-base, bert)
+            from videoblip2.config import VideoBLIP2Config
+
+            config = VideoBLIP2Config.load(args.config) if args.config else VideoBLIP2Config()
+            t5 = args.t5 or config.t5.name_or_path
+            if args.t5 or config.t5.architecture is None:
+                check_hub_source(t5, "--t5", what="Flan-T5 model", filenames=MODEL_FILES)
+            t5_tokenizer = args.t5_tokenizer or config.t5.tokenizer or t5
+            check_hub_source(t5_tokenizer, "--t5-tokenizer" if args.t5_tokenizer else "--t5", what="T5 tokenizer",
+                             filenames=TOKENIZER_FILES)
+            qformer_tokenizer = args.qformer_tokenizer or config.qformer_tokenizer
+            check_hub_source(qformer_tokenizer, "--qformer-tokenizer", what="BERT tokenizer",
+                             filenames=TOKENIZER_FILES)
+        for flag in ("ann", "val_ann", "qa_ann", "qa_val_ann", "top5"):
+            value = getattr(args, flag, None)
+            if value and not os.path.exists(value):
+                check_file(value, f"--{flag.replace('_', '-')}", what="annotation")
+        check_features_folder(args.features, "--features")
+        if getattr(args, "val_features", None):
+            check_features_folder(args.val_features, "--val-features")
+        check_out_dir(args.out, "--out")
+
+    cli(check, extra=(SourceError,))

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from train.params import BASELINES, LOSS_NORMS  # noqa: F401  (re-exported)
 from videoblip2.modeling import caption_token_mask
-
-BASELINES = ("greedy", "mean")
-# What train_scst --loss-norm divides the summed -A * log p by: the samples (sequence) or their tokens (token).
-LOSS_NORMS = ("sequence", "token")
 
 
 def scst_advantages(sample_rewards: torch.Tensor, baseline: str,

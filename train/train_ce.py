@@ -25,14 +25,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from train.data import feature_store, load_qa_train_val, load_train_val
-from train.distributed import DistInfo
-from train.launch import cli, run
-from train.logger import print_main
-from train.model_setup import build_model, load_resumed_model, place_model
-from train.optim import resolve_qformer_lr
+from train.launch import cli
 from train.params import (
     add_data_args,
     add_model_args,
@@ -40,18 +35,20 @@ from train.params import (
     add_qa_args,
     add_run_args,
     check_numeric_flags,
+    check_sources,
 )
-from train.run_dir import prepare_output
-from train.tasks import CaptionTask, MixedTask, QATask
-from train.trainer import Trainer
-from train.validation import QAValidator, Validator, Validators
-from videoblip2.data import CaptionDataset, QADataset, answer_vocabulary
-from videoblip2.decoding import DecodingOptions, add_decoding_args
-from videoblip2.modeling import CHECKPOINTABLE_PARTS
+from videoblip2.cli import ArgumentParser
+from videoblip2.decoding import add_decoding_args
+
+if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
+    from train.distributed import DistInfo
+
+# VideoBLIP2.set_activation_checkpointing's parts (videoblip2.modeling.CHECKPOINTABLE_PARTS; a test keeps them equal)
+CHECKPOINTABLE_PARTS = ("t5_encoder", "t5_decoder", "qformers")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m train.train_ce", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.train_ce", description=__doc__.split("\n")[0])
     add_model_args(parser)
     add_data_args(parser, captions_required=False)
     add_qa_args(parser)
@@ -84,6 +81,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
+    from train.data import feature_store, load_qa_train_val, load_train_val
+    from train.logger import print_main
+    from train.model_setup import build_model, load_resumed_model, place_model
+    from train.optim import resolve_qformer_lr
+    from train.run_dir import prepare_output
+    from train.tasks import CaptionTask, MixedTask, QATask
+    from train.trainer import Trainer
+    from train.validation import QAValidator, Validator, Validators
+    from videoblip2.data import CaptionDataset, QADataset, answer_vocabulary
+    from videoblip2.decoding import DecodingOptions
+
     out, resume = prepare_output(args, dist)
     train_ann, val_ann = load_train_val(args) if args.ann else ({}, None)
     qa_train, qa_val = load_qa_train_val(args)
@@ -165,10 +173,14 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train; returns a summary (out, step, best_<metric> (e.g. best_val_cider), best_metric, best_step,
     last_validation)."""
-    return run(train, parse_args(argv))
+    args = parse_args(argv)
+    check_sources(args)
+    from train.launch import run
+
+    return run(train, args)
 
 
-__all__ = ["CaptionTask", "MixedTask", "QATask", "main", "parse_args", "train"]
+__all__ = ["main", "parse_args", "train"]
 
 if __name__ == "__main__":
     cli(main)

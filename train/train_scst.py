@@ -21,132 +21,29 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
-import torch
-from torch import nn
-
-from train.data import feature_store, load_train_val
-from train.distributed import DistInfo
-from train.errors import TrainingError
-from train.launch import cli, run
-from train.logger import print_main
+from train.launch import cli
 from train.make_top5 import OUTPUT_NAME as TOP5_NAME
-from train.make_top5 import select_top, write_records
-from train.model_setup import build_model, load_resumed_model, place_model
-from train.params import add_data_args, add_model_args, add_optim_args, add_run_args, check_numeric_flags
-from train.run_dir import INFO_FILE, prepare_output, resolve_model_dir
-from train.scst import BASELINES, LOSS_NORMS, scst_advantages, scst_loss
-from train.tasks import StepOutput, Task
-from train.trainer import Trainer
-from train.validation import Validator, model_inputs
-from videoblip2.annotations import load_annotations
-from videoblip2.data import VideoDataset
-from videoblip2.decoding import DecodingOptions, add_decoding_args
-from videoblip2.modeling import SampleOutput, VideoBLIP2
+from train.params import (
+    BASELINES,
+    LOSS_NORMS,
+    add_data_args,
+    add_model_args,
+    add_optim_args,
+    add_run_args,
+    check_numeric_flags,
+    check_sources,
+)
+from videoblip2.cli import ArgumentParser
+from videoblip2.decoding import add_decoding_args
 
-
-class SamplingPolicy(nn.Module):
-    """The module DistributedDataParallel wraps for SCST: its forward is VideoBLIP2.sample_with_logprobs."""
-
-    def __init__(self, model: VideoBLIP2, num_samples: int, temperature: float, include_greedy: bool,
-                 max_new_tokens: int | None, block_bad_endings: bool = False):
-        super().__init__()
-        self.model = model
-        self.num_samples = num_samples
-        self.temperature = temperature
-        self.include_greedy = include_greedy
-        self.max_new_tokens = max_new_tokens
-        self.block_bad_endings = block_bad_endings
-
-    def forward(self, video, video_mask, audio, audio_mask) -> SampleOutput:
-        return self.model.sample_with_logprobs(
-            video, video_mask, audio, audio_mask, num_samples=self.num_samples, temperature=self.temperature,
-            include_greedy=self.include_greedy, max_new_tokens=self.max_new_tokens,
-            block_bad_endings=self.block_bad_endings)
-
-
-class SCSTTask(Task):
-    """K samples per video, CIDEr-D rewards, greedy or mean baseline; normaliser: samples of the global batch."""
-
-    name = "train_scst"
-    unit = "videos"
-    plot_keys = ("reward_mean", "reward_greedy", "adv_abs_mean")
-
-    def __init__(self, videos: VideoDataset, cider, refs: Mapping[str, Sequence[str]] | None, *, baseline: str,
-                 num_samples: int, temperature: float, max_new_tokens: int | None, block_bad_endings: bool = False,
-                 loss_norm: str = "sequence"):
-        self.videos = videos
-        self.num_items = len(videos)
-        self.cider = cider
-        self.refs = refs  # None: the video's full caption set (the CiderD corpus itself)
-        self.baseline = baseline
-        self.num_samples = num_samples
-        self.temperature = temperature
-        self.max_new_tokens = max_new_tokens
-        self.block_bad_endings = block_bad_endings
-        if loss_norm not in LOSS_NORMS:
-            raise ValueError(f"loss_norm must be one of {LOSS_NORMS}, got {loss_norm!r}")
-        self.loss_norm = loss_norm
-
-    def normalizer(self, indices: np.ndarray) -> float:
-        return float(len(indices) * self.num_samples)
-
-    def forward_module(self, model: VideoBLIP2) -> nn.Module:
-        return SamplingPolicy(model, self.num_samples, self.temperature, self.baseline == "greedy",
-                              self.max_new_tokens, self.block_bad_endings)
-
-    def reward(self, captions: Sequence[str], video_ids: Sequence[str],
-               ended: Sequence[bool] | None = None) -> np.ndarray:
-        """CIDEr-D of each caption; `ended`: which captions ended with EOS (the end word of an eos reward)."""
-        if self.refs is None:
-            return self.cider.score(captions, video_ids, ended=ended)
-        return self.cider.score_refs(captions, [self.refs[v] for v in video_ids], ended=ended)
-
-    def micro_step(self, module: nn.Module, model: VideoBLIP2, indices: np.ndarray) -> StepOutput:
-        batch = self.videos.batch(indices)
-        # eval(): no dropout, neither while sampling nor in the teacher-forced pass that computes the
-        # log-probs (gradients still flow), so the log-probs are those of the policy that drew the samples.
-        module.eval()
-        out: SampleOutput = module(**model_inputs(batch))
-        ids, k = batch["video_ids"], self.num_samples
-        rewards = torch.as_tensor(self.reward(out.captions, [v for v in ids for _ in range(k)], out.ended.tolist()),
-                                  dtype=torch.float32).view(len(ids), k)  # (B, K)
-        greedy = None
-        if out.greedy_captions is not None:
-            greedy = torch.as_tensor(self.reward(out.greedy_captions, ids, out.greedy_ended.tolist()),
-                                     dtype=torch.float32)  # (B,)
-        advantages = scst_advantages(rewards, self.baseline, greedy)  # (B, K)
-        n = float(rewards.numel())
-        # sequence: the trainer divides the summed -A*log p by the samples of the global batch. token: by their
-        # tokens instead (self-critical.pytorch's RewardCriterion), counted per micro-batch: the sum is scaled
-        # by samples / tokens of this micro-batch (one micro-batch on one process: exactly the token mean).
-        scale = 1.0 if self.loss_norm == "sequence" else float(out.token_mask.sum()) / n
-        loss_sum = scst_loss(out.logprobs, advantages.flatten().to(out.logprobs.device), normalizer=scale)
-        distinct = sum(len(set(out.captions[i * k:(i + 1) * k])) for i in range(len(ids))) / k
-        metrics = {
-            "loss": (loss_sum.item(), n),
-            "reward_mean": (float(rewards.sum()), n),
-            "adv_mean": (float(advantages.sum()), n),
-            "adv_sq": (float((advantages ** 2).sum()), n),
-            "adv_abs_mean": (float(advantages.abs().sum()), n),
-            "adv_pos_frac": (float((advantages > 0).sum()), n),
-            "sample_len": (float(out.token_mask.sum()), n),
-            "distinct_samples": (distinct, float(len(ids))),
-        }
-        if greedy is not None:
-            metrics["reward_greedy"] = (float(greedy.sum()), float(len(ids)))
-        return StepOutput(loss_sum, metrics)
-
-    def finalize_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        adv_sq = metrics.pop("adv_sq")
-        metrics["adv_std"] = float(np.sqrt(max(adv_sq - metrics["adv_mean"] ** 2, 0.0)))
-        return metrics
+if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--help` answers at once)
+    from train.distributed import DistInfo
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m train.train_scst", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.train_scst", description=__doc__.split("\n")[0])
     add_model_args(parser, fresh=False)
     add_data_args(parser)
     group = parser.add_argument_group("SCST")
@@ -190,6 +87,8 @@ def scst_qformer_lr(args: argparse.Namespace) -> tuple[float, str]:
     drop from CE by the same factor; else (no record, e.g. a bare save_pretrained folder) --lr."""
     if args.qformer_lr is not None:
         return args.qformer_lr, "--qformer-lr"
+    from train.run_dir import INFO_FILE, resolve_model_dir
+
     info = resolve_model_dir(args.model, args.checkpoint) / INFO_FILE
     try:
         rates = json.loads(info.read_text()).get("learning_rates") or {}
@@ -202,6 +101,9 @@ def scst_qformer_lr(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def _load_top5(path: str, video_ids: Sequence[str]) -> dict[str, list[str]]:
+    from train.errors import TrainingError
+    from videoblip2.annotations import load_annotations
+
     top5 = load_annotations(path)
     missing = [v for v in video_ids if v not in top5]
     if missing:
@@ -216,6 +118,8 @@ def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo
 
     `cider`: the reward (eval.cider.CiderD over `train_ann`), so the subset is ranked by the reward's own
     CIDEr-D (document frequencies and end-of-sentence word alike)."""
+    from train.make_top5 import select_top, write_records
+
     top5 = select_top(train_ann, k=5, by="consensus", cider=cider)
     path = out / TOP5_NAME
     if dist.is_main:
@@ -225,6 +129,15 @@ def build_top5(train_ann: Mapping[str, Sequence[str]], out: Path, dist: DistInfo
 
 def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
     from eval.cider import CiderD
+    from train.data import feature_store, load_train_val
+    from train.logger import print_main
+    from train.model_setup import build_model, load_resumed_model, place_model
+    from train.run_dir import prepare_output
+    from train.scst_task import SCSTTask
+    from train.trainer import Trainer
+    from train.validation import Validator
+    from videoblip2.data import VideoDataset
+    from videoblip2.decoding import DecodingOptions
 
     out, resume = prepare_output(args, dist)
     train_ann, val_ann = load_train_val(args)
@@ -272,10 +185,14 @@ def train(args: argparse.Namespace, dist: DistInfo) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train; returns a summary (out, step, best_val_cider, best_step, last_validation)."""
-    return run(train, parse_args(argv))
+    args = parse_args(argv)
+    check_sources(args)
+    from train.launch import run
+
+    return run(train, args)
 
 
-__all__ = ["SCSTTask", "SamplingPolicy", "build_top5", "main", "parse_args", "train"]
+__all__ = ["build_top5", "main", "parse_args", "train"]
 
 if __name__ == "__main__":
     cli(main)

@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "DecodingOptions": "decoding",
     "bad_ending_rate": "decoding",
     "build_tiny_model": "tiny",
+    "make_tiny_extractors": "tiny",
     "init_qformer": "blip2_init",
     "LoadReport": "blip2_init",
 }
@@ -57,6 +58,7 @@ __all__ = [  # the names of _LAZY (a literal list, so that linters see them)
     "init_qformer",
     "load_annotations",
     "load_predictions",
+    "make_tiny_extractors",
     "predict_captions",
     "save_predictions",
 ]
@@ -70,7 +72,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from .decoding import DecodingOptions, bad_ending_rate
     from .modeling import VideoBLIP2
     from .predict import predict_captions
-    from .tiny import build_tiny_model
+    from .tiny import build_tiny_model, make_tiny_extractors
 
 
 def __getattr__(name: str) -> Any:

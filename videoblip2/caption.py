@@ -1,19 +1,14 @@
 """Caption raw video files end to end: decode -> CLIP/CLAP features -> VideoBLIP2.generate.
 
     python -m videoblip2.caption clip1.mp4 clip2.webm --model runs/scst/best \\
-        --clip-pretrained /models/ViT-L-14-openai.safetensors --quick-gelu --clap /models/630k-audioset-best.pt
+        --clip-pretrained /models/ViT-L-14-openai.safetensors --quick-gelu \\
+        --clap-pretrained /models/630k-audioset-best.pt
 
 prints ``path<TAB>caption`` per video (``--json`` for a JSON list); ``--question "Is the cello playing?"``
 answers the question about each video instead (``path<TAB>answer``; the question goes into the model's
-``qa_prompt_template``); ``--question`` may be repeated, and ``--questions FILE`` asks per-video questions
-(see `read_questions`). Each video is extracted once however many questions are asked of it.
-The CLIP/CLAP settings must be the ones the model's training features were extracted
+``qa_prompt_template``). The CLIP/CLAP settings must be the ones the model's training features were extracted
 with (``FEATURES/meta.json``); frames and audio windows are capped at the model's ``max_frames`` /
 ``max_audio_windows``.
-
-Python API in two steps: `extract_video` (decode + CLIP + CLAP, the expensive part) -> `VideoFeatures`, then
-`generate_from_features` (captions, answers, ablations) as often as wanted; `caption_videos` and
-`ask_videos` do both.
 """
 
 from __future__ import annotations
@@ -27,14 +22,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
-from .data import PromptTokens, ablate_features, lengths_to_mask, pad_or_subsample
+from .cli import ArgumentParser, add_renamed_flag, non_empty, positive_float, positive_int
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args
-from .extract import (
+from .defaults import (
     DEFAULT_CLAP_MODEL,
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
@@ -43,28 +37,23 @@ from .extract import (
     DEFAULT_SILENCE_THRESHOLD,
     DEFAULT_WINDOW_S,
     VIDEO_EXTENSIONS,
-    ClapWindowEncoder,
-    ClipFrameEncoder,
-    ExtractionError,
-    ExtractorModelError,
-    audio_window_times,
-    audio_windows,
-    auto_device,
-    decode_audio,
-    decode_sampled_frames,
-    is_silent,
-    load_clap,
-    load_clip,
-    media_duration,
-    videos_in,
 )
 from .ids import UnsafeIdError, check_video_id
+
+if TYPE_CHECKING:  # torch and the extractors load when first used, not at import (`--help` answers at once)
+    import torch
+
+    from .extract import ClapWindowEncoder, ClipFrameEncoder
 
 logger = logging.getLogger(__name__)
 
 
 def _pad(rows: list[np.ndarray | None], max_len: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-video ``[T, dim]`` arrays (None = absent) -> float32 ``(B, max_len, dim)`` + bool mask ``(B, max_len)``."""
+    import torch
+
+    from .data import lengths_to_mask, pad_or_subsample
+
     out = np.zeros((len(rows), max_len, dim), dtype=np.float16)
     lengths = np.zeros(len(rows), dtype=np.int64)
     for i, array in enumerate(rows):
@@ -80,6 +69,8 @@ def expand_folders(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike
         FileNotFoundError: a folder without any video file (``videoblip2.extract.VIDEO_EXTENSIONS``).
         UnsafeIdError: a file whose stem (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
+    from .extract import videos_in
+
     out: list[str | os.PathLike] = []
     for path in paths:
         if os.path.isdir(path):
@@ -141,6 +132,9 @@ def extract_video(
         ExtractionError: the file (or its audio track) cannot be decoded; the message names the file.
         UnsafeIdError: the file name (its video id) breaks ``videoblip2.ids.check_video_id``.
     """
+    from .extract import (audio_window_times, audio_windows, decode_audio, decode_sampled_frames, is_silent,
+                          media_duration)
+
     path = str(path)
     video_id = check_video_id(Path(path).stem, f"{path}: file name")
     sampled = decode_sampled_frames(path, max_frames, fps=fps, transform=clip.prepare)
@@ -196,6 +190,8 @@ def generate_from_features(
     Returns:
         One string per row of ``features``, in order.
     """
+    from .data import PromptTokens, ablate_features
+
     if prompt is not None and question is not None:
         raise ValueError("give a prompt or a question, not both")
     if ablate is not None and ablate not in FEATURE_ABLATIONS:
@@ -325,6 +321,8 @@ def ask_videos(
     """One result per ``(video file, question)`` pair (question None: a caption), each video extracted once
     however many pairs name it (``caption --questions FILE``). Arguments and entries as :func:`caption_videos`.
     """
+    from .extract import ExtractionError, ExtractorModelError, auto_device, load_clip
+
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     for path, _ in pairs:  # before any model is loaded: a bad file name (video id) is refused first
@@ -442,71 +440,98 @@ def read_questions(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ArgumentParser(prog="python -m videoblip2.caption", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("videos", nargs="*", help="video files or folders (searched recursively for videos)")
     parser.add_argument("--model", required=True,
                         help="VideoBLIP2 save_pretrained directory or Hugging Face Hub id (org/name)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of path<TAB>caption lines")
     clip = parser.add_argument_group("frames (CLIP)")
-    clip.add_argument("--clip", default=DEFAULT_CLIP_MODEL, help="open_clip architecture or model-config .json")
+    clip.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL, help="open_clip architecture or model-config .json")
     clip.add_argument("--clip-pretrained", default=DEFAULT_CLIP_PRETRAINED, help="open_clip tag or local checkpoint")
+    add_renamed_flag(clip, "--clip", "--clip-model", "clip_model")
     clip.add_argument("--quick-gelu", action="store_true", help="for OpenAI CLIP weights given as a local file")
     clip.add_argument("--layer", default="embed", choices=("embed", "pooled"))
-    clip.add_argument("--fps", type=float, help="sample frames at this rate (default: max_frames uniform frames)")
+    clip.add_argument("--fps", type=positive_float,
+                      help="sample frames at this rate (default: max_frames uniform frames)")
     clap = parser.add_argument_group("audio (CLAP)")
-    clap.add_argument("--clap", help="local CLAP checkpoint; omitted = caption without sound")
     clap.add_argument("--clap-model", default=DEFAULT_CLAP_MODEL, help="laion_clap audio config or .json")
-    clap.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
-    clap.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="audio hop, seconds")
+    clap.add_argument("--clap-pretrained", metavar="FILE",
+                      help="local CLAP checkpoint; omitted = caption without sound")
+    add_renamed_flag(clap, "--clap", "--clap-pretrained", "clap_pretrained")
+    clap.add_argument("--window", type=positive_float, default=DEFAULT_WINDOW_S, help="audio window, seconds")
+    clap.add_argument("--hop", type=positive_float, default=DEFAULT_HOP_S, help="audio hop, seconds")
     gen = add_decoding_args(parser, num_beams=PREDICT_NUM_BEAMS, title="generation")
     text = gen.add_mutually_exclusive_group()
-    text.add_argument("--prompt", help="default: the model's config.prompt")
-    text.add_argument("--question", action="append",
+    text.add_argument("--prompt", type=non_empty, help="default: the model's config.prompt")
+    text.add_argument("--question", action="append", type=non_empty,
                       help="answer this question about each video (in the model's qa_prompt_template) instead of "
                            "captioning it; repeat for several questions (each video is extracted once)")
     text.add_argument("--questions", metavar="FILE",
                       help="(video, question) pairs instead of VIDEOS: .csv with a video,question header, .json list "
                            "or .jsonl lines of {\"video\": ..., \"question\": ...}; relative video paths are "
                            "relative to FILE's folder")
-    gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--batch-size", type=positive_int, default=8)
     gen.add_argument("--device", default="auto", help="cuda, cpu or auto")
     return parser.parse_args(argv)
 
 
+def check_inputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """Before any model loads: the (video, question) pairs (video files, folders holding some, or a questions
+    file) and every model source exist.
+
+    Raises:
+        UsageError, FileNotFoundError, UnsafeIdError, SourceError: one line naming the input or flag.
+    """
+    from .sources import check_clap_source, check_clip_source, check_videoblip2_source
+
+    if args.questions is not None:
+        if args.videos:
+            raise UsageError("give video files or --questions FILE, not both")
+        pairs: list[tuple[str, str | None]] = list(read_questions(args.questions))
+        for path, _ in pairs:
+            check_video_id(Path(path).stem, f"--questions {args.questions}: {path}: file name")
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"--questions {args.questions}: {path}: no such video file")
+    elif not args.videos:
+        raise UsageError("give video files or folders, or --questions FILE")
+    else:
+        for path in args.videos:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{path}: no such video file or folder")
+        # (expand_folders refuses a bad file name before the models are loaded)
+        pairs = [(str(path), q) for path in expand_folders(args.videos) for q in (args.question or [None])]
+    check_videoblip2_source(args.model, "--model")
+    check_clip_source(args.clip_model, args.clip_pretrained)
+    check_clap_source(args.clap_model, args.clap_pretrained)
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .cli import user_errors
+    from .sources import SourceError
+
     args = parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .modeling import CheckpointError, VideoBLIP2
+    try:
+        pairs = check_inputs(args)  # before any model loads: a typo costs a second, not minutes
+        from .extract import auto_device, load_clap, load_clip
+        from .modeling import VideoBLIP2
 
-    device = auto_device(args.device)
-    try:
-        if args.questions is not None:
-            if args.videos:
-                raise UsageError("give video files or --questions FILE, not both")
-            pairs: list[tuple[str, str | None]] = list(read_questions(args.questions))
-            for path, _ in pairs:  # a bad file name is refused before the models are loaded
-                check_video_id(Path(path).stem, f"--questions {args.questions}: {path}: file name")
-        elif not args.videos:
-            raise UsageError("give video files or folders, or --questions FILE")
-        else:  # (expand_folders refuses a bad file name before the models are loaded)
-            pairs = [(path, q) for path in expand_folders(args.videos) for q in (args.question or [None])]
-    except (UsageError, FileNotFoundError, UnsafeIdError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
+        device = auto_device(args.device)
         model = VideoBLIP2.from_pretrained(args.model, map_location=device)
-        clip = load_clip(args.clip, args.clip_pretrained, layer=args.layer, device=device, quick_gelu=args.quick_gelu)
+        clip = load_clip(args.clip_model, args.clip_pretrained, layer=args.layer, device=device,
+                         quick_gelu=args.quick_gelu)
         clap = None
-        if args.clap:
-            clap = load_clap(args.clap_model, args.clap, device=device)
+        if args.clap_pretrained:
+            clap = load_clap(args.clap_model, args.clap_pretrained, device=device)
         else:
-            logger.warning("no --clap checkpoint: captioning without sound")
+            logger.warning("no --clap-pretrained checkpoint: captioning without sound")
         results = ask_videos(pairs, model, clip=clip, clap=clap, fps=args.fps, window_s=args.window,
                              hop_s=args.hop, batch_size=args.batch_size, prompt=args.prompt, on_error="record",
                              decoding=DecodingOptions.from_args(args))
-    except (CheckpointError, ExtractorModelError, FileNotFoundError, UnsafeIdError) as e:
+    except user_errors() + (SourceError, UsageError, UnsafeIdError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

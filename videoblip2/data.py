@@ -263,6 +263,8 @@ class FeatureStore:
             iterator = tqdm(video_ids, desc=f"loading features from {self.root}", unit="video")
         for video_id in iterator:
             try:
+                if not self.video_path(video_id).is_file():  # named first: no video features, no audio question
+                    raise FeatureFileError(f"{self.video_path(video_id)}: feature file not found")
                 sound = self._has_sound(video_id)
                 if preload or skip_bad:
                     video = load_feature_file(self.video_path(video_id), video_dim)
@@ -272,8 +274,6 @@ class FeatureStore:
                         video_array[row], video_lengths[row] = pad_or_subsample(video, max_frames)
                         if audio is not None:
                             audio_array[row], audio_lengths[row] = pad_or_subsample(audio, max_audio_windows)
-                elif not self.video_path(video_id).is_file():
-                    raise FeatureFileError(f"{self.video_path(video_id)}: feature file not found")
             except FeatureError as error:
                 if not skip_bad:
                     raise
@@ -427,7 +427,7 @@ def collate_features(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # modality ablations
 
-ABLATIONS = ("audio", "frame-order", "video")
+from .defaults import ABLATIONS  # noqa: E402,F401  (re-exported; defined where the CLIs read it)
 
 
 def _video_seed(video_id: str) -> int:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .annotations import normalize_caption
+from .cli import finite_float, non_negative_int, positive_float, positive_int
 
 if TYPE_CHECKING:  # torch and transformers load lazily: eval.evaluate imports this module for bad_ending_rate
     import torch
@@ -42,6 +44,9 @@ BAD_ENDINGS: tuple[str, ...] = (
 # the caption_coco eval configs: num_beams 5, max_len 30, min_len 8): the default for test predictions.
 # Validation during training stays greedy (num_beams 1): it runs many times and only ranks checkpoints.
 PREDICT_NUM_BEAMS = 5
+# Widest beam the flags accept: beam search keeps batch x beams decoder states, and captioning gains nothing past
+# ~10 beams (a wider beam favours short generic captions); 100000 was killed for memory without a word.
+MAX_NUM_BEAMS = 64
 
 
 def last_word(caption: str) -> str:
@@ -126,14 +131,19 @@ class DecodingOptions:
     block_bad_endings: bool | None = None
 
     def __post_init__(self):
-        if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if not 1 <= self.num_beams <= MAX_NUM_BEAMS:
+            raise ValueError(f"num_beams must be in 1..{MAX_NUM_BEAMS}, got {self.num_beams}")
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"length_penalty must be a finite number, got {self.length_penalty}")
         if self.no_repeat_ngram_size < 0 or self.min_new_tokens < 0:
             raise ValueError("no_repeat_ngram_size and min_new_tokens must be >= 0")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise ValueError(f"repetition_penalty must be > 0 and finite, got {self.repetition_penalty}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens "
+                             f"({self.max_new_tokens})")
 
     def for_model(self, config: Any) -> DecodingOptions:
         """These options with `block_bad_endings=None` replaced by the model's default (`config.block_bad_endings`)."""
@@ -165,37 +175,36 @@ class DecodingOptions:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+def _num_beams(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_NUM_BEAMS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_NUM_BEAMS}, got {value}")
     return value
+
+
+def _check_decoding(args: argparse.Namespace) -> str | None:
+    """The decoding flags together (after parsing): one message, or None if they fit."""
+    if args.max_new_tokens is not None and args.min_new_tokens > args.max_new_tokens:
+        return (f"--min-new-tokens {args.min_new_tokens} is more than --max-new-tokens {args.max_new_tokens}: "
+                "the minimum would be ignored")
+    return None
 
 
 def add_decoding_args(parser: argparse.ArgumentParser, *, num_beams: int = 1,
                       title: str = "decoding") -> argparse._ArgumentGroup:
     """The decoding flags (DecodingOptions' fields); `num_beams` is this command's default beam width."""
     group = parser.add_argument_group(title)
-    group.add_argument("--num-beams", type=_int_at_least(1), default=num_beams,
-                       help=f"beam width, 1 = greedy (default {num_beams}"
+    group.add_argument("--num-beams", type=_num_beams, default=num_beams,
+                       help=f"beam width, 1 = greedy, at most {MAX_NUM_BEAMS} (default {num_beams}"
                             + ("; LAVIS reports BLIP-2 captioning with 5)" if num_beams == PREDICT_NUM_BEAMS else ")"))
-    group.add_argument("--length-penalty", type=float, default=1.0,
+    group.add_argument("--length-penalty", type=finite_float, default=1.0,
                        help="beam search: exponent of the length normalisation (>1 favours longer captions)")
-    group.add_argument("--no-repeat-ngram-size", type=_int_at_least(0), default=0,
+    group.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0,
                        help="never repeat an n-gram of this size (0: off)")
-    group.add_argument("--repetition-penalty", type=_positive_float, default=1.0,
+    group.add_argument("--repetition-penalty", type=positive_float, default=1.0,
                        help="penalise tokens already generated (1: off; CTRL's 1.2 is common)")
-    group.add_argument("--min-new-tokens", type=_int_at_least(0), default=0, help="EOS forbidden before this many tokens")
-    group.add_argument("--max-new-tokens", type=_int_at_least(1), default=None,
+    group.add_argument("--min-new-tokens", type=non_negative_int, default=0, help="EOS forbidden before this many tokens")
+    group.add_argument("--max-new-tokens", type=positive_int, default=None,
                        help="longest caption in tokens (default: the model's max_caption_len)")
     group.add_argument("--block-bad-endings", action="store_const", const=True, default=None,
                        help="forbid EOS right after " + ", ".join(BAD_ENDINGS[:6])
@@ -203,6 +212,8 @@ def add_decoding_args(parser: argparse.ArgumentParser, *, num_beams: int = 1,
                               "a model trained with this flag, recorded in its config.json)")
     group.add_argument("--no-block-bad-endings", dest="block_bad_endings", action="store_false",
                        help="allow every ending, even for a model trained with --block-bad-endings")
+    if hasattr(parser, "add_check"):  # videoblip2.cli.ArgumentParser: checked at parse time, one line
+        parser.add_check(_check_decoding)
     return group
 
 

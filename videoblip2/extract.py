@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -29,30 +30,23 @@ import torch
 import torch.nn.functional as F
 
 from .data import uniform_indices
+from .defaults import (  # noqa: F401  (re-exported: the extraction settings' defaults)
+    CLAP_SAMPLE_RATE,
+    CLIP_LAYERS,
+    DEFAULT_CLAP_MODEL,
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_HOP_S,
+    DEFAULT_MAX_WINDOWS,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_SILENCE_THRESHOLD,
+    DEFAULT_WINDOW_S,
+    VIDEO_EXTENSIONS,
+)
 from .ids import check_video_id
 from .noinit import skip_init
 
 logger = logging.getLogger(__name__)
-
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
-
-DEFAULT_CLIP_MODEL = "ViT-L-14"
-DEFAULT_CLIP_PRETRAINED = "openai"
-DEFAULT_NUM_FRAMES = 32
-CLIP_LAYERS = ("embed", "pooled")
-
-DEFAULT_CLAP_MODEL = "HTSAT-tiny"
-CLAP_SAMPLE_RATE = 48_000
-# Audio windows. CLAP's audio tower sees 10 s inputs (shorter ones are repeat-padded, as in CLAP training).
-# MSR-VTT clips last 10-30 s and the model reads at most 16 windows (config.max_audio_windows): 5 s windows
-# every 2.5 s give 3 windows for a 10 s clip and 11 for a 30 s clip -- sub-clip temporal resolution (a
-# sound that starts halfway is visible) while every window still holds enough context to be recognisable
-# (CLAP is weak on 1-2 s snippets). Longer videos get at most `max_windows` windows spread evenly.
-DEFAULT_WINDOW_S = 5.0
-DEFAULT_HOP_S = 2.5
-DEFAULT_MAX_WINDOWS = 16
-# Peak amplitude below which a track counts as silent (-80 dBFS; quantised to int16 it is all zeros).
-DEFAULT_SILENCE_THRESHOLD = 1e-4
 
 _CLAP_AUDIO_PREFIXES = ("audio_branch.", "audio_projection.", "audio_transform.")
 # Buffers a checkpoint may lack: they are recomputed deterministically from the architecture.
@@ -216,6 +210,34 @@ def check_segment(segment: Segment | None) -> Segment | None:
     if segment is not None and not (0 <= segment[0] < segment[1] and math.isfinite(segment[1])):
         raise ValueError(f"a segment needs 0 <= start < end, got {segment}")
     return segment
+
+
+def segment_in_video(path: str | os.PathLike, segment: Segment) -> tuple[Segment, str | None]:
+    """The part of a clip's ``segment`` (seconds) that the video at ``path`` holds, and a note if it was cut.
+
+    Both extractors use it, so they agree: a segment starting at or after the end of the video is an
+    ExtractionError (a failure, not silence); one that runs past the end is cut to the end, and the note
+    (``"segment 5-15 s runs past the end of the video (12.0 s): features of 5-12 s"``) says so. A container
+    that does not record its duration is taken at its word (the segment as given).
+
+    Raises:
+        ExtractionError: the file cannot be opened, or the segment lies outside the video.
+    """
+    check_segment(segment)
+    with _open_media(path) as container:
+        duration = container.duration / 1_000_000 if container.duration else None  # AV_TIME_BASE units
+        if duration is None and container.streams.video:
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+    start, end = segment
+    if duration is None or end <= duration + _SEGMENT_TOLERANCE:
+        return segment, None
+    if start >= duration - _SEGMENT_TOLERANCE:
+        raise ExtractionError(f"{path}: the segment {start:g}-{end:g} s starts after the end of the video "
+                              f"({duration:.2f} s)")
+    return (start, duration), (f"segment {start:g}-{end:g} s runs past the end of the video ({duration:.2f} s): "
+                               f"features of {start:g}-{duration:.2f} s")
 
 
 def _file_start(container) -> float:
@@ -738,7 +760,7 @@ def load_clip(
         tag = open_clip.get_pretrained_cfg(name, pretrained)
         if not tag:
             raise ExtractorModelError(
-                f"--pretrained {pretrained!r} is neither a file nor an open_clip tag of {name} "
+                f"--clip-pretrained {pretrained!r} is neither a file nor an open_clip tag of {name} "
                 f"({', '.join(open_clip.list_pretrained_tags_by_model(name)) or 'none'})")
         quick_gelu = quick_gelu or bool(tag.get("quick_gelu", False))
     if pretrained is None:
@@ -749,10 +771,15 @@ def load_clip(
         with build:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, precision=precision, device=device, force_quick_gelu=quick_gelu)
-    except RuntimeError as e:
-        hint = "" if not pretrained or os.path.isfile(pretrained) else (
-            "; offline? pass a local checkpoint file with --pretrained PATH")
-        raise ExtractorModelError(f"cannot build CLIP {name} with pretrained={pretrained!r}: {e}{hint}") from e
+    except Exception as e:  # open_clip reports weights of another architecture as AssertionError/RuntimeError
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        if pretrained and os.path.isfile(pretrained):
+            raise ExtractorModelError(
+                f"--clip-pretrained {pretrained}: these weights do not fit the CLIP architecture {model_name} "
+                f"({reason[:300]}); pass the --clip-model they were trained with") from None
+        hint = "; offline? pass a local checkpoint file with --clip-pretrained FILE" if pretrained else ""
+        raise ExtractorModelError(f"cannot build CLIP {name} with --clip-pretrained {pretrained!r} ({reason[:300]})"
+                                  f"{hint}") from None
     input_dtype = open_clip.get_input_dtype(precision)
     return ClipFrameEncoder(model, preprocess, layer=layer, input_dtype=input_dtype, precision=precision,
                             name=model_name, pretrained=pretrained or "")
@@ -780,7 +807,11 @@ def _hub_offline():
 
 
 def _import_clap_model_class():
-    with _hub_offline():
+    with _hub_offline(), warnings.catch_warnings():
+        # laion_clap 1.1.7 imports timm.models.layers, deprecated since timm 0.9: a FutureWarning about
+        # laion_clap's code, raised once at this import; only here, not as a global filter
+        warnings.filterwarnings("ignore", message="Importing from timm.models.layers is deprecated",
+                                category=FutureWarning)
         import laion_clap  # noqa: F401  (puts clap_module on sys.path, as laion_clap itself needs)
         from laion_clap.clap_module.model import CLAP
     return CLAP
@@ -876,7 +907,7 @@ def load_clap_audio_weights(model: torch.nn.Module, path: str) -> None:
              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
     if unexpected or missing or wrong:
         raise ExtractorModelError(
-            f"{path} does not fit this CLAP audio model (wrong --amodel, or a fusion checkpoint?): "
+            f"{path} does not fit this CLAP audio model (wrong --clap-model, or a fusion checkpoint?): "
             f"{len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
             f"{len(wrong)} shape mismatches {wrong[:3]}")
     model.load_state_dict(state, strict=False)
@@ -979,7 +1010,10 @@ def load_clap(
     # With a checkpoint every audio weight is loaded (load_clap_audio_weights checks), so nothing is initialised
     # (`skip_init`); the unused text side is then zeroed so that no uninitialised memory is left in the model.
     with _htsat_size(build_config.pop("htsat", None), build_config["embed_dim"], amodel), \
-            (skip_init() if ckpt else contextlib.nullcontext()):
+            (skip_init() if ckpt else contextlib.nullcontext()), warnings.catch_warnings():
+        # HTSAT's window attention calls torch.meshgrid without indexing= while it is built (the "ij" it means
+        # is today's default); the UserWarning is about laion_clap's code and silenced for this call only
+        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
         model = CLAP(**build_config, enable_fusion=False)
     if ckpt:
         load_clap_audio_weights(model, ckpt)
@@ -988,6 +1022,7 @@ def load_clap(
                 if not name.startswith(_CLAP_AUDIO_PREFIXES) and tensor.is_floating_point():
                     tensor.zero_()
     else:
-        logger.warning("CLAP %s with RANDOM weights (no --ckpt): features are only good for benchmarks", amodel)
+        logger.warning("CLAP %s with RANDOM weights (no --clap-pretrained): features are only good for benchmarks",
+                       amodel)
     model.to(auto_device(device))
     return ClapWindowEncoder(model, config, precision=precision, name=amodel, ckpt=ckpt or "")

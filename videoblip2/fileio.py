@@ -72,6 +72,27 @@ def _disk_full(error: OSError, path: Path) -> OSError:
     return error
 
 
+def as_disk_full(error: BaseException, path: str | os.PathLike) -> BaseException:
+    """``error`` as a :class:`DiskFullError` naming the folder when it is what a full disk gives, else ``error``.
+
+    Writers report a full disk in three ways: ``OSError`` ENOSPC/EDQUOT; a short write without an errno
+    (numpy); and ``torch.save``'s ``RuntimeError: [enforce fail at inline_container.cc:...] ... unexpected
+    pos`` / ``file write failed`` from its zip writer, which carries no errno at all (then the folder's free
+    space decides)."""
+    if isinstance(error, DiskFullError):
+        return error
+    path = Path(path)
+    if isinstance(error, OSError):
+        return _disk_full(error, path)
+    folder = path if path.is_dir() else path.parent
+    if isinstance(error, RuntimeError) and "inline_container" in str(error) and _no_space_left(folder):
+        full = DiskFullError(errno.ENOSPC, f"disk full ({os.strerror(errno.ENOSPC)}): cannot write {path.name} in "
+                                           f"{folder.resolve()}")
+        full.filename = str(path)
+        return full
+    return error
+
+
 @contextlib.contextmanager
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_target(path) as tmp: fig.savefig(tmp)``: for writers that take a file name. Whatever is

@@ -31,9 +31,9 @@ import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from .annotations import (
@@ -47,25 +47,36 @@ from .annotations import (
     save_predictions,
     save_qa_predictions,
 )
-from .cli import cli
-from .data import (
-    ABLATIONS,
-    FeatureStore,
-    QADataset,
-    VideoDataset,
-    ablate_features,
-    answer_vocabulary,
-    tokenize_captions,
-)
+from .cli import ArgumentParser, cli, positive_int
 from .decoding import PREDICT_NUM_BEAMS, DecodingOptions, add_decoding_args, write_predictions_meta
+from .defaults import ABLATIONS
 from .fileio import check_writable_file
-from .modeling import VideoBLIP2
+
+if TYPE_CHECKING:  # torch and the model load after the arguments are parsed (`--help` answers at once)
+    import torch
+
+    from .data import FeatureStore, QADataset, VideoDataset
+    from .modeling import VideoBLIP2
+
+
+def _no_grad(function: Callable) -> Callable:
+    """``torch.no_grad()`` as a decorator that imports torch when called, not when this module loads."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return function(*args, **kwargs)
+    return wrapper
+
 
 BatchTransform = Callable[[dict], dict]
 
 
 def ablation(mode: str | None, seed: int = 0) -> BatchTransform | None:
     """The batch transform of ``--ablate MODE`` (``videoblip2.data.ablate_features``), or None for none."""
+    from .data import ablate_features
+
     if mode is None:
         return None
     if mode not in ABLATIONS:
@@ -76,12 +87,14 @@ def ablation(mode: str | None, seed: int = 0) -> BatchTransform | None:
 def model_feature_store(model: VideoBLIP2, features: str | Path, video_ids: Sequence[str],
                         device: str | torch.device = "cpu") -> FeatureStore:
     """The videos' features, padded / subsampled to what ``model`` was configured with, on ``device``."""
+    from .data import FeatureStore
+
     cfg = model.config
     return FeatureStore(features, list(video_ids), max_frames=cfg.max_frames, max_audio_windows=cfg.max_audio_windows,
                         video_dim=cfg.video_dim, audio_dim=cfg.audio_dim).to(device)
 
 
-@torch.no_grad()
+@_no_grad
 def predict_captions(
     model: VideoBLIP2,
     dataset: VideoDataset,
@@ -102,6 +115,8 @@ def predict_captions(
     generation under autocast. `transform` may rewrite each feature batch first (ablations: drop the audio,
     shuffle the frames).
     """
+    import torch
+
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
@@ -131,7 +146,7 @@ def _eval_batches(model: VideoBLIP2, dataset: VideoDataset | QADataset, batch_si
         model.train(was_training)
 
 
-@torch.no_grad()
+@_no_grad
 def predict_answers(
     model: VideoBLIP2,
     dataset: QADataset,
@@ -152,6 +167,10 @@ def predict_answers(
     with the highest log-likelihood (`VideoBLIP2.score_candidates`, each video encoded once). `indices`,
     `autocast_dtype` and `transform` as in `predict_captions`.
     """
+    import torch
+
+    from .data import tokenize_captions
+
     if decoding is None:
         decoding = DecodingOptions(num_beams=num_beams, max_new_tokens=max_new_tokens)
     decoding = decoding.for_model(model.config)  # None: the model's own block_bad_endings
@@ -181,7 +200,8 @@ def predict_answers(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Caption pre-extracted features with a trained VideoBLIP2.")
+    p = ArgumentParser(prog="python -m videoblip2.predict",
+                       description="Caption pre-extracted features with a trained VideoBLIP2.")
     p.add_argument("--model", required=True,
                    help="a save_pretrained directory (e.g. runs/x/best) or a Hugging Face Hub id (org/name)")
     p.add_argument("--features", required=True, help="features directory with video/ and audio/")
@@ -191,8 +211,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_ann_format_argument(p)
     add_qa_mapping_argument(p)
     p.add_argument("--out", required=True, help="predictions JSON to write")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (cuda if there is a GPU)")
     add_decoding_args(p, num_beams=PREDICT_NUM_BEAMS)
     qa = p.add_argument_group("question answering (--ann is a QA annotation file)")
     closed = qa.add_mutually_exclusive_group()
@@ -217,6 +237,8 @@ def add_ablation_args(parser: argparse.ArgumentParser) -> None:
 
 def closed_vocabulary(args: argparse.Namespace) -> list[str] | None:
     """The candidate answers of --closed-vocabulary / --candidates, or None (generate)."""
+    from .data import answer_vocabulary
+
     if args.candidates:
         return answer_vocabulary(load_qa_annotations(args.candidates))
     if not args.closed_vocabulary:
@@ -237,6 +259,8 @@ def answer_questions(args: argparse.Namespace, model: VideoBLIP2,
                      items: Sequence[QAItem] | None = None) -> dict[str, str]:
     """The QA branch of `main`: every question of --ann (``items``, read by `main`) answered, written with
     save_qa_predictions."""
+    from .data import QADataset
+
     items = load_qa_annotations(args.ann, video_map=args.qa_mapping) if items is None else items
     candidates = closed_vocabulary(args)
     store = model_feature_store(model, args.features, list(dict.fromkeys(item.video_id for item in items)), args.device)
@@ -267,9 +291,22 @@ def ablation_meta(args: argparse.Namespace) -> dict:
 def check_inputs(args: argparse.Namespace) -> None:
     """Before any work: the features folder exists and --out can be written (a read-only folder or a folder
     given as --out would otherwise be found after every video was captioned)."""
+    from .sources import check_features_folder
+
     check_writable_file(args.out)
     if not Path(args.features).is_dir():
-        raise FileNotFoundError(f"--features {args.features}: no such folder")
+        check_features_folder(args.features, "--features")  # names the missing folder
+    if getattr(args, "ann", None) and not Path(args.ann).exists():
+        raise FileNotFoundError(f"--ann {args.ann}: no such annotation file")
+
+
+def check_sources(args: argparse.Namespace) -> None:
+    """Before the model loads (after the annotation, whose errors come first): the features folder holds
+    features and --model is a model folder or a resolvable Hub id (`videoblip2.sources`)."""
+    from .sources import check_features_folder, check_videoblip2_source
+
+    check_features_folder(args.features, "--features")
+    check_videoblip2_source(args.model, "--model")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
@@ -284,6 +321,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     # videos without reference captions (VATEX's public test file) can be captioned all the same
     references = (load_annotations(args.ann, args.split, args.ann_format, require_captions=False)
                   if args.ann and questions is None else None)
+    check_sources(args)
+    import torch
+
+    from .data import VideoDataset
+    from .modeling import VideoBLIP2
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model = VideoBLIP2.from_pretrained(args.model, map_location=args.device)
     if questions is not None:
         return answer_questions(args, model, questions)

@@ -177,14 +177,12 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
     qa = ["--qa-ann", args.qa_ann] if args.qa_ann else []
     qa += ["--qa-val-ann", args.qa_val_ann] if args.qa_val_ann else []
     top5 = out / "train_top5_detail.json"
-    # TODO(issue 20): --clip-model/--clip-pretrained and --clap-model/--clap-pretrained once features.video /
-    # features.audio take the new names; today they are --model/--pretrained and --amodel/--ckpt.
     stages = [
-        Stage("video", "features.video", [args.videos, "--out", str(features), "--model", args.clip_model,
-                                          "--pretrained", args.clip_pretrained, *args.video_args],
+        Stage("video", "features.video", [args.videos, "--out", str(features), "--clip-model", args.clip_model,
+                                          "--clip-pretrained", args.clip_pretrained, *args.video_args],
               [features / "video"], lambda rc: f"{_count(features / 'video', '*.npy')} videos"),
-        Stage("audio", "features.audio", [args.videos, "--out", str(features), "--amodel", args.clap_model,
-                                          "--ckpt", args.clap_pretrained, *args.audio_args],
+        Stage("audio", "features.audio", [args.videos, "--out", str(features), "--clap-model", args.clap_model,
+                                          "--clap-pretrained", args.clap_pretrained, *args.audio_args],
               [features / "audio"], lambda rc: f"{_count(features / 'audio', '*.npy')} with sound, "
                                                f"{_count(features / 'audio', '*.noaudio.json')} without"),
         Stage("train_ce", "train.train_ce", ["--features", str(features), *ann, *qa, "--out", str(out / "ce"),

@@ -58,6 +58,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .cli import ArgumentParser
 from .fileio import atomic_open, atomic_write_json
 
 FORMAT_VERSION = 1
@@ -830,7 +831,7 @@ def latent_factors(out_dir: str | Path) -> dict[str, Latent]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m videoblip2.synth", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m videoblip2.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
     sizes = parser.add_mutually_exclusive_group()
@@ -862,4 +863,6 @@ def main(argv: Sequence[str] | None = None) -> SynthSummary:
 
 
 if __name__ == "__main__":
-    main()
+    from .cli import cli
+
+    cli(main)  # a full disk or a bad --out: one line, exit 2
