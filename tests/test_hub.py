@@ -172,8 +172,10 @@ def test_publish_load_by_id_offline_and_cold_cache_errors(tiny_run, synth_data, 
         out = _run(["-m", "videoblip2.predict", "--model", "lab/tiny-vb2", *common, "--out",
                     str(tmp_path / "cold.json")], _env(hub, tmp_path / "cold", offline=True))
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
-        assert out.stderr.startswith("error: HubError: lab/tiny-vb2: not (completely) in the Hugging Face cache")
-        assert "HF_HUB_OFFLINE=1" in out.stderr and "local folder" in out.stderr
+        # (the command's source check answers before the model is built: videoblip2.sources)
+        assert out.stderr.startswith("error: SourceError: --model lab/tiny-vb2: no VideoBLIP2 model there: not a "
+                                     "local path, not in the Hugging Face cache")
+        assert "HF_HUB_OFFLINE" in out.stderr and "local folder" in out.stderr
         assert not (tmp_path / "cold.json").exists()
 
 

@@ -70,6 +70,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "small": (60, 10, 20),
     "default": (600, 100, 200),
     "large": (6513, 497, 2990),  # the MSR-VTT split sizes
+    "recipe": (1800, 300, 300),  # the size the recipe level is calibrated for (bench/learning.py)
 }
 NO_AUDIO_FRACTION = 0.1
 CAPTIONS_PER_VIDEO = 20
@@ -189,6 +190,15 @@ class Level:
     # chance that a second sound, quieter and never captioned, overlaps the captioned one
     overlap_probability: float = 0.0
     overlap_loudness: tuple[float, float] = (0.0, 0.0)  # its loudness, uniform in this range
+    # scale of the action states (None: factor_scale); a strong action keeps frame order learnable
+    action_scale: float | None = None
+    # annotator noise: this share of each video's captions is a caption of another video of its split
+    annotator_noise: float = 0.0
+    # the optional tail "holding a <object>": a share of the videos hold one of held_objects (never visible
+    # in the features), and that share of their captions (before the annotator noise) ends with the tail
+    held_objects: tuple[str, ...] = ()
+    held_probability: float = 0.0
+    tail_probability: float = 0.0
 
     @property
     def reversible_actions(self) -> set[str]:
@@ -293,7 +303,33 @@ HARD = Level(
     overlap_loudness=(0.2, 0.6),
 )
 
-LEVELS: dict[str, Level] = {"default": DEFAULT, "hard": HARD}
+# things held in the optional caption tail of the recipe level: "... holding a <object>" (never in the features)
+HELD_OBJECTS: tuple[str, ...] = (
+    "cup", "phone", "book", "bag", "ball", "camera", "bottle", "guitar", "flower", "hat", "key", "laptop",
+    "pen", "plate", "towel", "basket", "newspaper", "spoon", "candle", "map", "leash", "pillow", "kite", "tray",
+)
+
+RECIPE = Level(
+    "recipe", SUBJECTS, PLACES, ACTIONS, REVERSE_PAIRS, OSCILLATING_ACTIONS, SOUNDS, SOUND_TEMPLATES,
+    SILENT_TEMPLATES, SYNONYM_WEIGHTS,
+    common_scale=COMMON_SCALE,
+    factor_scale=0.5,
+    nuisance_scale=1.0,
+    num_nuisances=32,
+    drift_scale=0.25,
+    frame_noise=3.5,
+    audio_noise=4.0,
+    min_visibility=0.5,
+    overlap_probability=0.3,
+    overlap_loudness=(0.2, 0.5),
+    action_scale=2.0,
+    annotator_noise=0.2,
+    held_objects=HELD_OBJECTS,
+    held_probability=0.5,
+    tail_probability=0.6,
+)
+
+LEVELS: dict[str, Level] = {"default": DEFAULT, "hard": HARD, "recipe": RECIPE}
 
 
 def get_level(difficulty: str | Level = "default") -> Level:
@@ -316,6 +352,7 @@ class Latent:
     action: str
     sound: str | None  # None: no audio file
     difficulty: str = "default"  # the Level whose tables the factor names come from
+    held: str | None = None  # the object the captions' optional tail names (levels with held_objects only)
 
     @property
     def canonical(self) -> str:
@@ -381,7 +418,32 @@ def sample_captions(latent: Latent, rng: np.random.Generator, count: int = CAPTI
     # synonym i with probability synonym_weights[i] (default (0.7, 0.3): index 1 iff the draw is >= 0.7)
     thresholds = np.cumsum(level.synonym_weights)[:-1]
     synonym_index = (rng.random((count, 4))[..., None] >= thresholds).sum(-1).tolist()
-    return [render_caption(latent, t, c) for t, c in zip(template_index, synonym_index)]
+    captions = [render_caption(latent, t, c) for t, c in zip(template_index, synonym_index)]
+    if latent.held is not None:  # drawn after the other draws, so levels without a tail stay as they were
+        tails = rng.random(count) < level.tail_probability
+        captions = [f"{c} holding a {latent.held}" if tail else c for c, tail in zip(captions, tails)]
+    return captions
+
+
+def add_annotator_noise(captions: Mapping[str, list[str]], latents: Sequence[Latent], seed: int,
+                        share: float) -> dict[str, list[str]]:
+    """Replace ``round(share * count)`` captions of every video by a caption of another video of the same
+    split (drawn from the stream ``[seed, 5, video number]``; sources are the clean captions)."""
+    by_split: dict[str, list[str]] = {}
+    for latent in latents:
+        by_split.setdefault(latent.split, []).append(latent.video_id)
+    noisy = {video_id: list(caps) for video_id, caps in captions.items()}
+    for latent in latents:
+        others = [v for v in by_split[latent.split] if v != latent.video_id]
+        count = len(captions[latent.video_id])
+        replace = round(share * count)
+        if not others or replace == 0:
+            continue
+        rng = np.random.default_rng([seed, 5, int(latent.video_id[len("video"):])])
+        for position in rng.choice(count, size=replace, replace=False).tolist():
+            source = others[int(rng.integers(len(others)))]
+            noisy[latent.video_id][position] = captions[source][int(rng.integers(len(captions[source])))]
+    return noisy
 
 
 def _phrase_table(level: Level) -> dict[str, dict[str, list[str]]]:
@@ -465,7 +527,8 @@ def make_prototypes(seed: int, difficulty: str | Level = "default") -> Prototype
     common = video[next(rows)] * level.common_scale
     subject = {name: video[next(rows)] * scale for name in level.subjects}
     place = {name: video[next(rows)] * scale for name in level.places}
-    states = {name: (video[next(rows)] * scale, video[next(rows)] * scale) for name in action_names}
+    action_scale = scale if level.action_scale is None else level.action_scale
+    states = {name: (video[next(rows)] * action_scale, video[next(rows)] * action_scale) for name in action_names}
     nuisance = np.stack([video[next(rows)] * level.nuisance_scale for _ in range(level.num_nuisances)])
     sound = {name: audio[1 + i] * scale for i, name in enumerate(level.sounds)}
     return Prototypes(common, subject, place, states, nuisance, audio[0] * level.common_scale, sound, level)
@@ -670,6 +733,16 @@ def split_sizes(size: str | None = None, num_videos: int | None = None) -> tuple
     return SIZES[size]
 
 
+def _held_object(seed: int, index: int, level: Level) -> str | None:
+    """The object video ``index`` holds (its own stream ``[seed, 6, index]``), None on levels without one."""
+    if not level.held_objects:
+        return None
+    rng = np.random.default_rng([seed, 6, index])
+    held = rng.random() < level.held_probability
+    obj = level.held_objects[int(rng.integers(len(level.held_objects)))]
+    return obj if held else None
+
+
 def sample_latents(seed: int, sizes: tuple[int, int, int], difficulty: str | Level = "default") -> list[Latent]:
     """Factors of every video: ``video{i}``, splits in order train / validate / test, factors uniform;
     ``round(0.1 * n)`` videos of each split (at random) have no sound."""
@@ -689,6 +762,7 @@ def sample_latents(seed: int, sizes: tuple[int, int, int], difficulty: str | Lev
                 action=list(level.actions)[rng.integers(len(level.actions))],
                 sound=None if position in silent else list(level.sounds)[rng.integers(len(level.sounds))],
                 difficulty=level.name,
+                held=_held_object(seed, index, level),
             ))
             index += 1
     return latents
@@ -785,6 +859,8 @@ def generate(
         if latent.sound is not None:
             windows = int(rng.integers(low, high + 1))
             _save_npy(audio_dir / f"{latent.video_id}.npy", audio_features(latent.sound, windows, prototypes, rng))
+    if level.annotator_noise > 0:
+        captions = add_annotator_noise(captions, latents, seed, level.annotator_noise)
 
     train_val = [latent for latent in latents if latent.split != "test"]
     test = [latent for latent in latents if latent.split == "test"]
@@ -806,7 +882,8 @@ def generate(
         "version": FORMAT_VERSION,
         "seed": seed,
         **level_entry,
-        "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items() if k not in ("video_id", "difficulty")},
+        "videos": {latent.video_id: {**{k: v for k, v in asdict(latent).items()
+                                        if k not in ("video_id", "difficulty") and (k != "held" or level.held_objects)},
                                      "canonical": latent.canonical} for latent in latents},
     })
     qa_counts = write_qa_files(out, latents, seed) if qa else {}
