@@ -92,7 +92,8 @@ class Demo:
 
     Args:
         model: a ``VideoBLIP2`` (eval mode).
-        clip, clap: the extractors (``videoblip2.extract.load_clip`` / ``load_clap``); clap None = no sound.
+        clip: the frame extractor (``videoblip2.extract.load_clip``).
+        clap: the audio extractor (``videoblip2.extract.load_clap``); None = no sound.
         settings: frame rate and audio windows (`ExtractionSettings`).
     """
 

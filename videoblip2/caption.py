@@ -123,7 +123,9 @@ def extract_video(
         clip: frame encoder (``videoblip2.extract.load_clip``).
         clap: audio encoder (``videoblip2.extract.load_clap``); None: the video is treated as silent.
         max_frames: frames to sample (the model's ``config.max_frames``), uniformly, or at ``fps``.
-        window_s, hop_s, silence_threshold: audio windows, as in ``features.audio``.
+        window_s: audio window length in seconds, as in ``features.audio``.
+        hop_s: audio window hop in seconds, as in ``features.audio``.
+        silence_threshold: peak below which a video is silent, as in ``features.audio``.
         max_audio_windows: at most this many windows, spread evenly (the model's ``config.max_audio_windows``).
 
     Raises:
@@ -271,8 +273,13 @@ def caption_videos(
             download). Its ``dim`` must equal ``model.config.video_dim``.
         clap: audio encoder (``videoblip2.extract.load_clap``); None captions without sound.
         fps: sample frames at this rate instead of ``model.config.max_frames`` uniform frames.
-        window_s, hop_s, silence_threshold: audio windows, as in ``features.audio``.
-        batch_size, num_beams, max_new_tokens, prompt: generation (``VideoBLIP2.generate``).
+        window_s: audio window length in seconds, as in ``features.audio``.
+        hop_s: audio window hop in seconds, as in ``features.audio``.
+        silence_threshold: peak below which a video is silent, as in ``features.audio``.
+        batch_size: videos per ``VideoBLIP2.generate`` call.
+        num_beams: beam width (``VideoBLIP2.generate``).
+        max_new_tokens: longest caption (``VideoBLIP2.generate``).
+        prompt: the instruction (``VideoBLIP2.generate``).
         decoding: all decoding options (``videoblip2.decoding.DecodingOptions``); replaces ``num_beams`` and
             ``max_new_tokens`` when given.
         on_error: "raise" (ExtractionError) or "record" (the video's entries get "error", caption None).

@@ -198,7 +198,8 @@ class FeatureStore:
         video_ids: the videos to load, in order; ``store.video_ids`` keeps that order (minus skipped ones).
         max_frames: frames per video after padding / uniform subsampling (``config.max_frames``).
         max_audio_windows: audio windows per video after padding / subsampling.
-        video_dim, audio_dim: expected feature dims (a mismatch raises ``FeatureShapeError``).
+        video_dim: expected video feature dim (a mismatch raises ``FeatureShapeError``).
+        audio_dim: expected audio feature dim (likewise).
         preload: read every file now into float16 tensors ``[N, max_T, D]`` (the fast path). If False,
             only the video files' existence is checked now and files are read on each access.
         skip_bad: instead of raising, skip videos whose files are missing/corrupt/wrong and list them in
@@ -732,7 +733,8 @@ class QADataset:
             features, ``skip_bad``) are left out and listed in ``dropped``; a video it never had is an error.
         items: the questions (``videoblip2.annotations.load_qa_annotations``); answers may all be None
             (answering an unanswered file): then batches have no "labels".
-        t5_tokenizer, qformer_tokenizer: the model's (``model.t5_tokenizer``, ``model.qformer_tokenizer``).
+        t5_tokenizer: the model's ``model.t5_tokenizer``.
+        qformer_tokenizer: the model's ``model.qformer_tokenizer``.
         config: the model's config: prompt length limits, ``max_caption_len`` for answers, the template.
         template: overrides ``config.qa_prompt_template``.
 
