@@ -126,7 +126,8 @@ def test_requirements_are_ranges_with_an_upper_bound_and_the_lock_is_inside_them
         assert req.specifier.contains(lock[name], prereleases=True), f"lock {req.name}=={lock[name]} outside {req}"
     # the main stack: from the oldest measured set (README "Install") to below the next major
     ranges = {Requirement(r).name: str(Requirement(r).specifier) for r in PYPROJECT["project"]["dependencies"]}
-    assert ranges["torch"] == "<3,>=2.13" and ranges["transformers"] == "<6,>=5.16.1" and ranges["peft"] == "<1,>=0.18.1"
+    assert ranges["torch"] == "<3,>=2.13" and ranges["transformers"] == "<6,>=5.16.1"
+    assert ranges["peft"] == "<1,>=0.18.1"
 
 
 def test_every_extra_is_in_all_and_install_sh_uses_the_lock():
@@ -154,7 +155,8 @@ def test_documented_python_m_commands_exist_in_a_clone():
 def test_old_top_level_places_forward_to_the_moved_modules():
     """features/, train/, eval/ hold thin forwards only: `python -m train.train_ce` runs videoblip2.train.train_ce,
     `import train.train_ce` is that module."""
-    forwards = [p for pkg in ("features", "train", "eval") for p in (REPO / pkg).glob("*.py") if p.name != "__init__.py"]
+    forwards = [p for pkg in ("features", "train", "eval") for p in (REPO / pkg).glob("*.py")
+                if p.name != "__init__.py"]
     assert {f"{p.parent.name}.{p.stem}" for p in forwards} >= {
         "features.video", "features.audio", "train.train_ce", "train.make_top5", "train.train_scst", "train.recipe",
         "eval.evaluate", "eval.ablation"}

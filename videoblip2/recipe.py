@@ -224,8 +224,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Stage], dict[str, Any]]:
     stages += predict + evaluate
     if not args.skip_ablation:
         stages.append(Stage("ablation", "videoblip2.eval.ablation",
-                            ["--model", model, "--features", str(features), *test, "--out", str(final / "ablation.json"),
-                             *args.predict_args, *args.ablation_args],
+                            ["--model", model, "--features", str(features), *test,
+                             "--out", str(final / "ablation.json"), *args.predict_args, *args.ablation_args],
                             [final / "ablation.json"], _ablation_result))
     repo_id = args.push or f"your-org/{out.resolve().name}"
     card = ["--repo", repo_id, "--dry-run", str(out / "hub"), "--license", args.license]
