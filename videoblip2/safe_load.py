@@ -13,7 +13,7 @@ Allow-lists:
         optimizer's learning rates are numpy float64 scalars (open_clip's cosine schedule computes them with
         np.cos), which pickle as `numpy.core.multiarray.scalar(numpy.dtype("f8"), bytes)`: those two globals
         and the float64 dtype's class (numpy.dtypes.Float64DType, whose state the unpickler sets), nothing
-        else. (laion_clap itself loads them with weights_only=False, clap_module/factory.load_state_dict.)
+        else. (laion_clap itself unpickles them without restriction, clap_module/factory.load_state_dict.)
     Training states (`train/run_dir.py`): none. The trainer stores plain types and tensors only
         (train/rng.py keeps the numpy RNG state as a tensor and numbers).
 """
