@@ -36,18 +36,13 @@ from videoblip2.extract import (
     sample_frame_indices,
     window_starts,
 )
+from videoblip2.tiny import TINY_CLAP_CONFIG
 
 MIN_COSINE = 0.99999  # float16 storage: relative error ~5e-4 per value
 
-# CLAP's real audio front end (HTSAT-tiny's audio_cfg: 10 s at 48 kHz, 64 mel bins) with tiny HTSAT stages
-PARITY_CLAP_CONFIG = {
-    "embed_dim": 64,
-    "audio_cfg": {"audio_length": 1024, "clip_samples": 480000, "mel_bins": 64, "sample_rate": 48000,
-                  "window_size": 1024, "hop_size": 480, "fmin": 50, "fmax": 14000, "class_num": 527,
-                  "model_type": "HTSAT", "model_name": "tiny"},
-    "text_cfg": {"context_length": 77, "vocab_size": 8, "width": 8, "heads": 1, "layers": 1},
-    "htsat": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 8},
-}
+# CLAP's real audio front end (HTSAT-tiny's audio_cfg: 10 s at 48 kHz, 64 mel bins) with tiny HTSAT stages:
+# the library's tiny CLAP with AudioSet's 527 classes
+PARITY_CLAP_CONFIG = {**TINY_CLAP_CONFIG, "audio_cfg": {**TINY_CLAP_CONFIG["audio_cfg"], "class_num": 527}}
 
 
 def cosines(ours: np.ndarray, reference: np.ndarray) -> np.ndarray:
