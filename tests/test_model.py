@@ -1,5 +1,6 @@
 """VideoBLIP2 model behaviour on tiny offline models."""
 
+import dataclasses
 import json
 
 import pytest
@@ -116,8 +117,41 @@ def test_frame_order_matters(tiny_model, feature_batch):
     n_q = tiny_model.config.qformer.num_query_tokens
     again, _ = tiny_model.encode(video.clone())
     torch.testing.assert_close(forward, again, atol=1e-6, rtol=1e-6)
-    # positions start small (std 0.02), so at initialisation the effect is small but well above float noise
+    # at initialisation the effect is small (the attention is nearly uniform) but well above float noise
     assert (forward[:, :n_q] - backward[:, :n_q]).abs().max() > 1e-5
+
+
+def test_video_time_embedding_starts_sinusoidal_unless_asked(tiny_model_factory):
+    from videoblip2.modeling import sinusoidal_positions
+
+    table = sinusoidal_positions(16, 64)
+    assert table.shape == (16, 64) and table[0, 0::2].abs().max() == 0 and torch.equal(table[0, 1::2], torch.ones(32))
+    # position t, column 2i: sin(t / 10000^(2i / 64)); column 2i + 1: cos of the same
+    assert table[3, 4].item() == pytest.approx(torch.sin(torch.tensor(3 / 10000 ** (4 / 64))).item())
+    assert table[5, 7].item() == pytest.approx(torch.cos(torch.tensor(5 / 10000 ** (6 / 64))).item())
+    assert sinusoidal_positions(4, 5).shape == (4, 5)  # odd widths: one more sine column than cosine columns
+    model = tiny_model_factory(seed=0)
+    scale = model.config.video_time_init_scale
+    assert scale == 0.3 == VideoBLIP2Config().video_time_init_scale
+    torch.testing.assert_close(model.video_time_embedding.detach(), scale * table[None])
+    assert model.video_time_embedding.requires_grad  # a start, not a fixed table: it is trained
+    # 0 keeps the BERT-style start (normal, std 0.02) of the earlier models; the audio positions always have it
+    torch.manual_seed(0)
+    old = VideoBLIP2(dataclasses.replace(model.config, video_time_init_scale=0.0), model.t5_tokenizer,
+                     model.qformer_tokenizer)
+    assert 0.01 < old.video_time_embedding.std().item() < 0.03
+
+    def order_effect(m):  # how far reversing 6 frames moves the video queries at initialisation
+        m.eval()
+        video = torch.randn(3, 6, 768, generator=torch.Generator().manual_seed(0))
+        forward, backward = m.encode(video)[0], m.encode(video.flip(1))[0]
+        n_q = m.config.qformer.num_query_tokens
+        return (forward[:, :n_q] - backward[:, :n_q]).abs().max().item()
+
+    assert order_effect(model) > 5 * order_effect(old)  # 7.6x with these seeds
+    assert 0.01 < model.audio_time_embedding.std().item() < 0.03
+    with pytest.raises(ConfigError, match="video_time_init_scale"):
+        VideoBLIP2Config(video_time_init_scale=-1)
 
 
 def test_video_without_audio_ignores_the_masked_audio(tiny_model, feature_batch):

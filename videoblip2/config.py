@@ -90,6 +90,13 @@ class VideoBLIP2Config:
     audio_dim: int = 512  # CLAP audio embedding
     max_frames: int = 32
     max_audio_windows: int = 16
+    # Start of the learned per-frame time embedding: sinusoidal positions (Vaswani et al. 2017; root mean square
+    # 0.71) times this scale. 0.3 (0.21 per dimension) puts them between the projected synthetic frame
+    # features (~0.1 per dimension) and projected ViT-L/14 rows (norm ~22: ~0.46), so frame order is visible to
+    # the Q-Former's cross-attention from the first step. The BERT-style start (normal, std 0.02) is a saddle
+    # (query x key x position all small): on the synthetic recipe level 1 of 3 seeds learned frame order in
+    # 1500 train_ce steps with it, 3 of 3 with this start (BENCHMARKS.md, "Frame order"). 0: that old start.
+    video_time_init_scale: float = 0.3
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
     t5: T5Config = field(default_factory=T5Config)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
@@ -121,6 +128,8 @@ class VideoBLIP2Config:
         for name in ("video_dim", "audio_dim", "max_frames", "max_audio_windows", "max_caption_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.video_time_init_scale < 0:
+            raise ConfigError(f"video_time_init_scale must be >= 0, got {self.video_time_init_scale}")
         try:
             filled = self.qa_prompt_template.format(question="\0")
         except (KeyError, IndexError, ValueError) as e:

@@ -101,6 +101,17 @@ def qformer_hf_config(config: VideoBLIP2Config, vocab_size: int) -> InstructBlip
     )
 
 
+def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
+    """``(length, width)`` sinusoidal positions of Vaswani et al. (2017): ``sin(t / 10000^(2i/width))`` in the even
+    columns, ``cos`` in the odd ones (values in [-1, 1]). The start of the video time embedding."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
+    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: width // 2])
+    return table
+
+
 def build_t5(config: VideoBLIP2Config, name_or_path: str | os.PathLike | None = None) -> T5ForConditionalGeneration:
     """Flan-T5 from a hub id or local path, or randomly initialised from `t5.architecture` (`t5.dropout_rate` applied).
 
@@ -136,8 +147,8 @@ class VideoBLIP2(nn.Module):
         q = config.qformer
         qformer_config = qformer_hf_config(config, vocab_size=max(q.vocab_size, len(self.qformer_tokenizer)))
 
-        # Video branch: CLIP frame features -> Q-Former encoder width, plus a learned position per frame
-        # (frame order must matter: "opens" and "closes" are the same frames reversed).
+        # Video branch: CLIP frame features -> Q-Former encoder width, plus a learned position per frame that
+        # starts sinusoidal (frame order must matter: "opens" and "closes" are the same frames reversed).
         self.video_input_proj = nn.Linear(config.video_dim, q.encoder_width)
         self.video_time_embedding = nn.Parameter(torch.zeros(1, config.max_frames, q.encoder_width))
         self.video_input_norm = nn.LayerNorm(q.encoder_width)
@@ -157,6 +168,10 @@ class VideoBLIP2(nn.Module):
         for p in (self.video_time_embedding, self.audio_time_embedding,
                   self.video_query_tokens, self.audio_query_tokens):
             nn.init.normal_(p, std=0.02)
+        if config.video_time_init_scale > 0:  # frame order visible from the first step (config.py says why)
+            with torch.no_grad():
+                self.video_time_embedding.copy_(
+                    sinusoidal_positions(config.max_frames, q.encoder_width)[None] * config.video_time_init_scale)
 
         # Flan-T5 stays frozen; peft adds trainable LoRA matrices on the attention q and v projections.
         lora = LoraConfig(
