@@ -1,10 +1,11 @@
 """The recipe table (issue 23): every design choice of the training recipe on the synthetic recipe level, over
 seeds, with its interval and whether it is separated.
 
-    python bench/recipe_table.py --run runs/recipe --seeds 3 [--ce-steps 1500] [--scst-steps 150]
+    python bench/recipe_table.py --run runs/recipe --seeds 3 [--jobs 2] [--ce-steps 1500] [--scst-steps 150]
         [--qa-steps 750] [--num-threads 1]
-    # the same seeds in parallel processes, then the table of everything in --run:
-    python bench/recipe_table.py --run runs/recipe --first-seed 1 --seeds 1 &   (one process per seed)
+    # --jobs N: one child process per seed, N at a time (default: as many as the CPU has cores, at most one per
+    # seed), each logging to RUN/logs/seedS.log; by hand, the same:
+    python bench/recipe_table.py --run runs/recipe --first-seed 1 --seeds 1 --jobs 1 --no-table &
     python bench/recipe_table.py --run runs/recipe --table-only
 
 Data: `videoblip2.synth --difficulty recipe --size recipe` (1800 / 300 / 300 videos, seed 0) in RUN/data,
@@ -27,7 +28,9 @@ import argparse
 import itertools
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +72,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="caption metrics (bench/learning.py --metrics; METEOR is left out by default: one Java "
                         "process per row)")
     p.add_argument("--reuse", action="store_true", help="reuse trained models in RUN")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="seeds trained in parallel child processes (default: the CPU's cores, at most --seeds)")
+    p.add_argument("--no-table", action="store_true", help="train and score only; build no table (a child's job)")
     p.add_argument("--table-only", action="store_true", help="no training: the table of the results in RUN")
     return p.parse_args(argv)
 
@@ -241,11 +247,60 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _without(argv: list[str], *flags: str) -> list[str]:
+    """``argv`` without the given value-taking flags (``--seeds 3`` and ``--seeds=3`` forms)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif not any(arg.startswith(f + "=") for f in flags):
+            out.append(arg)
+    return out
+
+
+def run_seeds_in_parallel(argv: list[str], run: Path, args: argparse.Namespace, jobs: int) -> None:
+    """One child ``recipe_table.py --seeds 1 --first-seed S --jobs 1 --no-table`` per seed, ``jobs`` at a time,
+    each logging to RUN/logs/seedS.log; exits 1 naming the seeds whose child failed (after the others end)."""
+    base = _without(list(argv), "--seeds", "--first-seed", "--jobs")
+    logs = run / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    waiting = list(range(args.first_seed, args.first_seed + args.seeds))
+    running: dict[int, tuple[subprocess.Popen, float]] = {}
+    failed, start = [], time.time()
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            seed = waiting.pop(0)
+            log = open(logs / f"seed{seed}.log", "w")
+            child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *base, "--seeds", "1",
+                                      "--first-seed", str(seed), "--jobs", "1", "--no-table"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            running[seed] = (child, time.time())
+            print(f"seed {seed}: started (log {logs / f'seed{seed}.log'})", flush=True)
+        time.sleep(1)
+        for seed, (child, began) in list(running.items()):
+            if child.poll() is not None:
+                del running[seed]
+                state = "done" if child.returncode == 0 else f"FAILED (exit {child.returncode})"
+                print(f"seed {seed}: {state} in {time.time() - began:.0f} s", flush=True)
+                if child.returncode:
+                    failed.append(seed)
+    print(f"all seeds: {time.time() - start:.0f} s with {jobs} parallel jobs", flush=True)
+    if failed:
+        sys.exit(f"recipe_table: seed(s) {', '.join(map(str, failed))} failed; see {logs}/seedS.log")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     run = Path(args.run)
     data = Path(args.data) if args.data else run / "data"
-    if not args.table_only:
+    jobs = min(args.seeds, args.jobs or os.cpu_count() or 1)
+    if not args.table_only and jobs > 1:
+        learning.ensure_data(data, args.difficulty, args.size)
+        run_seeds_in_parallel(argv if argv is not None else sys.argv[1:], run, args, jobs)
+    elif not args.table_only:
         learning.ensure_data(data, args.difficulty, args.size)
         last = args.first_seed + args.seeds - 1
         tag = f"s{args.first_seed}-{last}"
@@ -259,6 +314,8 @@ def main(argv=None) -> dict:
             qa_learning.main(["--data", str(data), "--run", str(run / "qa"), "--out", str(run / f"qa_{tag}.json"),
                               *seeds, "--qa-steps", str(args.qa_steps), "--caption-steps", str(args.ce_steps),
                               "--runs", *args.qa_runs, "--num-threads", str(args.num_threads), *reuse])
+    if args.no_table:
+        return {}
     table = build_table(run, data, args.metrics)
     atomic_write_json(run / "table.json", table, indent=2)
     text = markdown(table)

@@ -180,3 +180,23 @@ def test_recipe_table_merges_runs_of_one_seed_from_separate_files(tmp_path):
     merged = recipe_table._merge(sorted(tmp_path.glob("qa_s*.json")))
     assert merged["0"]["qa_test"] == {**qa_only["qa_test"], **multi["qa_test"]}
     assert merged["0"]["cider_test"] == {"QA only": 0.01, "captions + QA (multi-task)": 1.2}
+
+
+def test_recipe_table_runs_seeds_in_parallel_children_and_merges_them(tmp_path):
+    """--jobs 2: one child process per seed (its own log), both seeds' rows in the table built afterwards."""
+    from bench import recipe_table
+
+    assert recipe_table._without(["--run", "r", "--seeds", "3", "--jobs=2", "--first-seed", "4", "--reuse"],
+                                 "--seeds", "--first-seed", "--jobs") == ["--run", "r", "--reuse"]
+    data = tmp_path / "data"
+    synth.generate(data, num_videos=45, difficulty="recipe", progress=False)
+    run = tmp_path / "run"
+    table = recipe_table.main(["--run", str(run), "--data", str(data), "--seeds", "2", "--jobs", "2",
+                               "--ce-steps", "2", "--scst", "--qa-runs", "--metrics", "CIDEr"])
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["seed0.log", "seed1.log"]
+    for seed in (0, 1):
+        report = json.loads((run / f"learning_s{seed}-{seed}.json").read_text())
+        assert report["seeds"] == [seed] and (run / f"seed{seed}" / "ce" / "best" / "config.json").exists()
+    assert table["caption_seeds"] == ["0", "1"]
+    assert table["captions"][recipe_table.CE]["CIDEr"]["n"] == 2
+    assert json.loads((run / "table.json").read_text())["caption_seeds"] == ["0", "1"]
