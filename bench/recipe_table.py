@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import learning, qa_learning  # noqa: E402
-from bench.seeds import fmt, separation, summarize  # noqa: E402
+from bench.seeds import fmt, separation, stats, summarize  # noqa: E402
 from videoblip2.eval.cider import CiderD  # noqa: E402
 from videoblip2.eval.coco import compute_metrics  # noqa: E402
 from videoblip2 import synth  # noqa: E402
@@ -152,6 +152,18 @@ def _merge(paths: list[Path]) -> dict[str, dict]:
     return per_seed
 
 
+def paired_difference(pairs: list[tuple[float, float]]) -> dict:
+    """Per-seed differences b - a of two runs that share each seed (same data, same CE start for SCST variants):
+    their ``stats`` plus a verdict, separated when the mean difference is more than twice their standard
+    deviation. Seed-to-seed differences that both runs share cancel out, so a paired difference can separate
+    where the unpaired one cannot."""
+    diff = stats([b - a for a, b in pairs])
+    if diff["n"] < 2:
+        return {**diff, "verdict": "one seed: no verdict"}
+    separated = abs(diff["mean"]) > 2 * diff["std"]
+    return {**diff, "verdict": ("higher" if diff["mean"] > 0 else "lower") if separated else "not separated"}
+
+
 def build_table(run: Path, data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> dict:
     caption_seeds = _merge(list(run.glob("learning_s*.json")))
     qa_seeds = _merge(list(run.glob("qa_s*.json")))
@@ -173,37 +185,54 @@ def build_table(run: Path, data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> 
         return value if isinstance(value, dict) and "mean" in value else None
 
     comparisons = []
+    groups = {"captions": captions, "qa": qa, "qa_cider": qa_cider}
+    per_seed = {  # group -> seed -> row -> that seed's row (paired differences: same seed, same data)
+        "captions": caption_seeds,
+        "qa": {seed: s["qa_test"] for seed, s in qa_seeds.items()},
+        "qa_cider": {seed: {n: {"CIDEr": v} for n, v in s["cider_test"].items()} for seed, s in qa_seeds.items()},
+    }
 
-    def compare(choice: str, group_a: dict, a: str, group_b: dict, b: str, *keys: str):
-        la, lb = leaf(group_a, a, *keys), leaf(group_b, b, *keys)
+    def seed_value(group: str, seed: str, row: str, keys: tuple[str, ...]):
+        value = per_seed[group].get(seed, {}).get(row)
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def compare(choice: str, group_a: str, a: str, group_b: str, b: str, *keys: str):
+        la, lb = leaf(groups[group_a], a, *keys), leaf(groups[group_b], b, *keys)
         if la is None or lb is None:
             comparisons.append({"choice": choice, "a": a, "b": b, "metric": "/".join(keys), "verdict": "pending"})
             return
+        seeds = sorted(set(per_seed[group_a]) & set(per_seed[group_b]), key=int)
+        pairs = [(seed_value(group_a, s, a, keys), seed_value(group_b, s, b, keys)) for s in seeds]
         comparisons.append({"choice": choice, "a": a, "b": b, "metric": "/".join(keys),
-                            "a_value": fmt(la), "b_value": fmt(lb), "n": min(la["n"], lb["n"]), **separation(la, lb)})
+                            "a_value": fmt(la), "b_value": fmt(lb), "n": min(la["n"], lb["n"]), **separation(la, lb),
+                            "paired": paired_difference([(x, y) for x, y in pairs if x is not None and y is not None])})
 
     scst = {name: label for name, (label, _) in learning.scst_runs().items()}
-    compare("CE beats the most common caption", captions, "(a) most common training caption", captions, CE, "CIDEr")
-    compare("SCST (defaults) after CE", captions, CE, captions, SCST_DEFAULT, "CIDEr")
-    compare("SCST (defaults) after CE", captions, CE, captions, SCST_DEFAULT, "factors", "all")
+    compare("CE beats the most common caption", "captions", "(a) most common training caption", "captions", CE,
+            "CIDEr")
+    compare("SCST (defaults) after CE", "captions", CE, "captions", SCST_DEFAULT, "CIDEr")
+    compare("SCST (defaults) after CE", "captions", CE, "captions", SCST_DEFAULT, "factors", "all")
     for name, metric in (("scst_mean", ("CIDEr",)), ("scst_greedy_noeos", ("CIDEr",)),
                          ("scst_greedy_noeos", ("bad_endings",)), ("scst_full_refs", ("CIDEr",)),
                          ("scst_loss_norm", ("CIDEr",))):
         label = scst.get(name, f"(c) train_scst, {name} (not in this train_scst)")
-        compare(f"SCST default vs {label[len('(c) train_scst, '):]}", captions, SCST_DEFAULT, captions, label, *metric)
-    compare("audio used (CE)", captions, CE, captions, "(d) train_ce, audio removed", "CIDEr")
-    compare("audio used (CE)", captions, CE, captions, "(d) train_ce, audio removed", "factors", "sound")
-    compare("frame order used (CE captions)", captions, CE, captions, "(e) train_ce, frames shuffled", "CIDEr")
-    compare("frame order used (CE captions)", captions, CE, captions, "(e) train_ce, frames shuffled",
+        compare(f"SCST default vs {label[len('(c) train_scst, '):]}", "captions", SCST_DEFAULT, "captions", label,
+                *metric)
+    compare("audio used (CE)", "captions", CE, "captions", "(d) train_ce, audio removed", "CIDEr")
+    compare("audio used (CE)", "captions", CE, "captions", "(d) train_ce, audio removed", "factors", "sound")
+    compare("frame order used (CE captions)", "captions", CE, "captions", "(e) train_ce, frames shuffled", "CIDEr")
+    compare("frame order used (CE captions)", "captions", CE, "captions", "(e) train_ce, frames shuffled",
             "factors", "action (reversible)")
-    compare("multi-task vs QA only (QA)", qa, QA_ONLY, qa, MULTI, "accuracy")
-    compare("multi-task vs train_ce (captions)", captions, CE, qa_cider, MULTI, "CIDEr")
-    compare("frame order used (temporal QA, QA only)", qa, QA_ONLY, qa, "QA only, frames shuffled at test time",
+    compare("multi-task vs QA only (QA)", "qa", QA_ONLY, "qa", MULTI, "accuracy")
+    compare("multi-task vs train_ce (captions)", "captions", CE, "qa_cider", MULTI, "CIDEr")
+    compare("frame order used (temporal QA, QA only)", "qa", QA_ONLY, "qa", "QA only, frames shuffled at test time",
             TEMPORAL)
-    compare("frame order used (temporal QA, multi-task)", qa, MULTI, qa,
+    compare("frame order used (temporal QA, multi-task)", "qa", MULTI, "qa",
             "captions + QA, frames shuffled at test time", TEMPORAL)
-    compare("audio used (audio questions, multi-task)", qa, MULTI, qa, "captions + QA, audio removed at test time",
-            "modality Audio")
+    compare("audio used (audio questions, multi-task)", "qa", MULTI, "qa",
+            "captions + QA, audio removed at test time", "modality Audio")
     return {"captions": captions, "qa": qa, "qa_cider": qa_cider, "references": references,
             "comparisons": comparisons, "caption_seeds": sorted(caption_seeds, key=int),
             "qa_seeds": sorted(qa_seeds, key=int)}
@@ -236,14 +265,17 @@ def markdown(table: dict) -> str:
         n = row["accuracy"]["n"]
         cider = fmt(table["qa_cider"].get(name, {}).get("CIDEr"))
         lines.append(f"| {name} | {n} | " + " | ".join(fmt(row.get(k)) for _, k in qa_columns) + f" | {cider} |")
-    lines += ["", "| design choice | metric | a | b | seeds | b - a | 2 x spread | b vs a |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| design choice | metric | a | b | seeds | b - a | 2 x spread | b vs a | paired b - a (per seed) "
+              "| paired |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in table["comparisons"]:
         if c["verdict"] == "pending":
-            lines.append(f"| {c['choice']} | {c['metric']} | {c['a']} | {c['b']} | | | | pending (not run) |")
+            lines.append(f"| {c['choice']} | {c['metric']} | {c['a']} | {c['b']} | | | | pending (not run) | | |")
             continue
+        pair = c.get("paired") or {"n": 0, "verdict": ""}
+        pair_cell = f"{pair['mean']:+.3f} ± {pair['std']:.3f}" if pair["n"] > 1 else ""
         lines.append(f"| {c['choice']} | {c['metric']} | {c['a_value']} | {c['b_value']} | {c['n']} | "
-                     f"{c['difference']:+.3f} | {2 * c['spread']:.3f} | {c['verdict']} |")
+                     f"{c['difference']:+.3f} | {2 * c['spread']:.3f} | {c['verdict']} | {pair_cell} | "
+                     f"{pair['verdict']} |")
     return "\n".join(lines) + "\n"
 
 

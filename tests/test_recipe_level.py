@@ -165,8 +165,16 @@ def test_recipe_table_merges_seed_files_and_judges_separation(tmp_path, monkeypa
     assert verdicts[("SCST default vs --baseline mean", "CIDEr")] == "not separated"  # +0.0 against 2 x 0.05
     assert verdicts[("audio used (CE)", "factors/sound")] == "lower"
     assert verdicts[("multi-task vs QA only (QA)", "accuracy")] == "pending"
+    # paired per seed: SCST defaults - CE is +0.2 on every seed (std 0); mean - defaults is +0.05, -0.1, +0.05
+    paired = {(c["choice"], c["metric"]): c.get("paired") for c in table["comparisons"]}
+    scst_gain = paired[("SCST (defaults) after CE", "CIDEr")]
+    assert scst_gain["values"] == pytest.approx([0.2, 0.2, 0.2]) and scst_gain["verdict"] == "higher"
+    baseline = paired[("SCST default vs --baseline mean", "CIDEr")]
+    assert baseline["values"] == pytest.approx([0.05, -0.1, 0.05]) and baseline["verdict"] == "not separated"
+    assert paired[("audio used (CE)", "CIDEr")]["mean"] == pytest.approx(-0.5)
     text = recipe_table.markdown(table)
     assert "| (b) train_ce | 3 | 1.050 ± 0.050 |" in text and "METEOR" not in text and "pending (not run)" in text
+    assert "| +0.200 | 0.100 | higher | +0.200 ± 0.000 | higher |" in text
 
 
 def test_recipe_table_merges_runs_of_one_seed_from_separate_files(tmp_path):
