@@ -208,3 +208,28 @@ def test_recipe_table_runs_seeds_in_parallel_children_and_merges_them(tmp_path):
     assert table["caption_seeds"] == ["0", "1"]
     assert table["captions"][recipe_table.CE]["CIDEr"]["n"] == 2
     assert json.loads((run / "table.json").read_text())["caption_seeds"] == ["0", "1"]
+
+
+def test_frame_order_bench_trains_each_time_embedding_start(tmp_path):
+    """bench/frame_order.py: each --scales value reaches the trained model's config and its first weights."""
+    import torch
+
+    from bench import frame_order
+    from videoblip2 import tiny
+    from videoblip2.modeling import VideoBLIP2, sinusoidal_positions
+
+    data = tmp_path / "data"
+    synth.generate(data, num_videos=45, difficulty="recipe", progress=False)
+    report = frame_order.main(["--data", str(data), "--run", str(tmp_path / "run"), "--out", str(tmp_path / "f.json"),
+                               "--scales", "0", "0.3", "--seeds", "1", "--ce-steps", "1"])
+    assert tiny.tiny_config.__qualname__ == "tiny_config"  # the patch is undone after training
+    assert set(report["rows"]) == {"0", "0.3"} and set(report["summary"]["0.3"]) >= {"seeds learning frame order"}
+    old = VideoBLIP2.from_pretrained(tmp_path / "run" / "scale0" / "seed0" / "last")
+    new = VideoBLIP2.from_pretrained(tmp_path / "run" / "scale0.3" / "seed0" / "last")
+    assert (old.config.video_time_init_scale, new.config.video_time_init_scale) == (0.0, 0.3)
+    start = 0.3 * sinusoidal_positions(16, 64)[None]
+    # one optimizer step (warm-up rate) moves each weight by at most ~lr: the sinusoidal start is still there
+    assert (new.video_time_embedding - start).abs().max() < 0.01
+    assert old.video_time_embedding.abs().max() < 0.15
+    saved = json.loads((tmp_path / "f.json").read_text())
+    assert set(saved["rows"]["0.3"]["0"]) == {"as is", "frames shuffled", "seconds", "learned"}
