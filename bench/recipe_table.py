@@ -36,6 +36,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
+
 from bench import learning, qa_learning  # noqa: E402
 from bench.seeds import fmt, separation, stats, summarize  # noqa: E402
 from videoblip2.eval.cider import CiderD  # noqa: E402
@@ -132,6 +134,31 @@ def reference_rows(data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> dict[str
     return rows
 
 
+TAIL_CANDIDATES = (("canonical caption", ""), ('+ "holding a"', " holding a"),
+                   ('+ "holding a cup" (a guessed object)', " holding a cup"))
+
+
+def tail_incentive(data: Path) -> dict[str, dict[str, float]]:
+    """What ending on "holding a" is worth to SCST: the mean reward, over the training videos, of each video's
+    canonical caption as is, + " holding a" and + " holding a cup", under train_scst's two rewards (CIDEr-D over
+    the training references, against the top-5 references it builds, with and without the end of sentence as a
+    word; the top-5 ranked by that same reward, as train_scst ranks them). Computed, not trained: whether the
+    no-EOS reward pays for a bad ending at all on this level."""
+    from videoblip2.train.make_top5 import select_top
+
+    train = load_annotations(data / "train_val_videodatainfo.json", split="train")
+    latents = synth.latent_factors(data)
+    videos = list(train)
+    out = {}
+    for label, eos in (("EOS in the reward (default)", True), ("--no-eos-reward", False)):
+        reward = CiderD(train, eos=eos)
+        top5 = select_top(train, k=5, cider=reward)
+        refs = [top5[v] for v in videos]
+        out[label] = {name: float(np.mean(reward.score_refs([latents[v].canonical + tail for v in videos], refs)))
+                      for name, tail in TAIL_CANDIDATES}
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # merging and the table
 
@@ -175,6 +202,7 @@ def build_table(run: Path, data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> 
     qa_cider = {n: summarize([{"CIDEr": s["cider_test"][n]} for s in qa_seeds.values() if n in s["cider_test"]])
                 for n in cider_names}
     references = reference_rows(data, metrics)
+    incentive = tail_incentive(data)
 
     def leaf(group: dict, row: str, *keys: str):
         value = group.get(row)
@@ -233,7 +261,7 @@ def build_table(run: Path, data: Path, metrics=("BLEU", "ROUGE_L", "CIDEr")) -> 
             "captions + QA, frames shuffled at test time", TEMPORAL)
     compare("audio used (audio questions, multi-task)", "qa", MULTI, "qa",
             "captions + QA, audio removed at test time", "modality Audio")
-    return {"captions": captions, "qa": qa, "qa_cider": qa_cider, "references": references,
+    return {"captions": captions, "qa": qa, "qa_cider": qa_cider, "references": references, "tail_incentive": incentive,
             "comparisons": comparisons, "caption_seeds": sorted(caption_seeds, key=int),
             "qa_seeds": sorted(qa_seeds, key=int)}
 
@@ -265,6 +293,13 @@ def markdown(table: dict) -> str:
         n = row["accuracy"]["n"]
         cider = fmt(table["qa_cider"].get(name, {}).get("CIDEr"))
         lines.append(f"| {name} | {n} | " + " | ".join(fmt(row.get(k)) for _, k in qa_columns) + f" | {cider} |")
+    incentive = table.get("tail_incentive") or {}
+    if incentive:
+        names = [name for name, _ in TAIL_CANDIDATES]
+        lines += ["", "| train_scst reward (training videos, top-5 references) | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for label, row in incentive.items():
+            lines.append(f"| {label} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
     lines += ["", "| design choice | metric | a | b | seeds | b - a | 2 x spread | b vs a | paired b - a (per seed) "
               "| paired |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in table["comparisons"]:

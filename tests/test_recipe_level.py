@@ -157,6 +157,7 @@ def test_recipe_table_merges_seed_files_and_judges_separation(tmp_path, monkeypa
                 "(d) train_ce, audio removed": row(c - 0.5, 0.1)}
         (tmp_path / f"learning_s{seed}-{seed}.json").write_text(json.dumps({"per_seed": {str(seed): rows}}))
     monkeypatch.setattr(recipe_table, "reference_rows", lambda data, metrics=(): {})
+    monkeypatch.setattr(recipe_table, "tail_incentive", lambda data: {})
     table = recipe_table.build_table(tmp_path, tmp_path / "data")
     assert table["caption_seeds"] == ["0", "1", "2"] and table["captions"][ce]["CIDEr"]["n"] == 3
     verdicts = {(c["choice"], c["metric"]): c["verdict"] for c in table["comparisons"]}
@@ -233,3 +234,18 @@ def test_frame_order_bench_trains_each_time_embedding_start(tmp_path):
     assert old.video_time_embedding.abs().max() < 0.15
     saved = json.loads((tmp_path / "f.json").read_text())
     assert set(saved["rows"]["0.3"]["0"]) == {"as is", "frames shuffled", "seconds", "learned"}
+
+
+def test_tail_incentive_pays_for_ending_on_holding_a_only_without_eos(recipe):
+    """The level's reason for the tail: without EOS in the reward, "holding a" pays and a guessed object does not;
+    with EOS in the reward, ending on "a" costs more than it gains."""
+    from bench import recipe_table
+
+    incentive = recipe_table.tail_incentive(recipe)
+    plain, bad, guessed = (name for name, _ in recipe_table.TAIL_CANDIDATES)
+    no_eos, eos = incentive["--no-eos-reward"], incentive["EOS in the reward (default)"]
+    assert no_eos[bad] > no_eos[plain] > no_eos[guessed]
+    assert eos[plain] > eos[bad] and eos[plain] > eos[guessed]
+    text = recipe_table.markdown({"captions": {}, "qa": {}, "qa_cider": {}, "references": {}, "comparisons": [],
+                                  "tail_incentive": incentive})
+    assert f"| --no-eos-reward | {no_eos[plain]:.3f} | {no_eos[bad]:.3f} | {no_eos[guessed]:.3f} |" in text
