@@ -94,8 +94,9 @@ class VideoBLIP2Config:
     # 0.71) times this scale. 0.3 (0.21 per dimension) puts them between the projected synthetic frame
     # features (~0.1 per dimension) and projected ViT-L/14 rows (norm ~22: ~0.46), so frame order is visible to
     # the Q-Former's cross-attention from the first step. The BERT-style start (normal, std 0.02) is a saddle
-    # (query x key x position all small): on the synthetic recipe level 1 of 3 seeds learned frame order in
-    # 1500 train_ce steps with it, 3 of 3 with this start (BENCHMARKS.md, "Frame order"). 0: that old start.
+    # (query x key x position all small): with it the tiny model learned frame order in 1500 train_ce steps on
+    # 1 of 3 seeds of the synthetic recipe level with visibility 0.5-1, with this start on 3 of 3 (on today's
+    # level, visibility 0.25-1, both starts on 3 of 3; BENCHMARKS.md, "Frame order"). 0: that old start.
     video_time_init_scale: float = 0.3
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
     t5: T5Config = field(default_factory=T5Config)
