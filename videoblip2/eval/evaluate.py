@@ -98,6 +98,15 @@ def score_captions(predictions: dict[str, str], references: dict[str, list[str]]
             "bad_endings": bad_ending_rate(predictions.values())}
 
 
+def write_result(args: argparse.Namespace, result: dict) -> dict:
+    """Write ``result`` to ``--out`` (default: the predictions file with ``.metrics.json``) atomically."""
+    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write_json(out, result, indent=2)
+    print(f"wrote {out}", file=sys.stderr)
+    return result
+
+
 def evaluate_qa(args: argparse.Namespace) -> dict:
     """Score a QA predictions file against a QA annotation file: print the table, write ``--out`` atomically."""
     if args.split is not None:
@@ -108,11 +117,7 @@ def evaluate_qa(args: argparse.Namespace) -> dict:
     scores = qa_scores(predictions, items, source=f"{args.predictions} vs {args.ann}: ")
     print(format_qa_table(scores))
     result = {**scores, "predictions": os.path.abspath(args.predictions), "annotations": os.path.abspath(args.ann)}
-    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    atomic_write_json(out, result, indent=2)
-    print(f"wrote {out}", file=sys.stderr)
-    return result
+    return write_result(args, result)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -144,11 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "seconds": round(elapsed, 2),
     }
-    out = args.out or os.path.splitext(args.predictions)[0] + ".metrics.json"
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    atomic_write_json(out, result, indent=2)
-    print(f"wrote {out}", file=sys.stderr)
-    return result
+    return write_result(args, result)
 
 
 def cli(argv: list[str] | None = None) -> None:
