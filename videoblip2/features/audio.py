@@ -11,7 +11,6 @@ Failures, resume, sharding and the exit status work as in ``features.video``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,6 @@ if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--he
     from .common import RunSummary, VideoItem
     from videoblip2.extract import ClapWindowEncoder
 
-logger = logging.getLogger("videoblip2.features.audio")
 
 CHECKED_KEYS = ("model", "ckpt", "ckpt_sha256", "sample_rate", "window_s", "hop_s", "max_windows", "dim", "dtype")
 
@@ -110,20 +108,13 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
     import torch
 
     from .common import (
-        FAILURES_NAME,
-        FailureLog,
         InputError,
         RunSummary,
-        check_output,
         check_settings,
         feature_writer,
-        finished_ids,
-        iter_pending,
-        list_videos,
-        parse_shard,
+        plan_shard,
         read_meta,
         run_extraction,
-        take_shard,
         update_meta,
         weights_fingerprint,
         write_json_atomic,
@@ -135,19 +126,13 @@ def run(args: argparse.Namespace, encoder: ClapWindowEncoder | None = None) -> R
 
     # a missing or offline-only weights source: one line, before the videos are listed
     check_clap_source(args.clap_model, args.clap_pretrained)
-    out = Path(args.out)
-    folder = out / "audio"
-    shard_index, shard_count = parse_shard(args.shard)
-    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim, args.qa_mapping)
-    items = take_shard(videos, shard_index, shard_count)
-    if args.window <= 0 or args.hop <= 0:
-        raise InputError("--window and --hop must be > 0")
-    check_output(out, "audio", args.failures)
-    done = finished_ids(folder, [".npy", NO_AUDIO_SUFFIX])
-    skipped = sum(item.video_id in done for item in items)
-    pending = list(iter_pending(items, done, args.limit))
-    failures = FailureLog(args.failures or out / FAILURES_NAME, "audio")
-    logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    def check_window() -> None:
+        if args.window <= 0 or args.hop <= 0:
+            raise InputError("--window and --hop must be > 0")
+
+    plan = plan_shard(args, "audio", [".npy", NO_AUDIO_SUFFIX], check_window)
+    out, folder, items, done, pending, skipped, failures = (
+        plan.out, plan.folder, plan.items, plan.done, plan.pending, plan.skipped, plan.failures)
     settings = {
         "model": args.clap_model if not args.clap_model.endswith(".json") else Path(args.clap_model).stem,
         "ckpt": Path(args.clap_pretrained).name if args.clap_pretrained else "none",

@@ -368,6 +368,40 @@ def finished_ids(folder: Path, suffixes: Sequence[str]) -> set[str]:
     return done
 
 
+@dataclass
+class ShardPlan:
+    """What an extraction run works on (:func:`plan_shard`)."""
+
+    out: Path  # --out
+    folder: Path  # --out/kind, the feature files
+    items: list[VideoItem]  # this shard's videos
+    done: set[str]  # ids with an output file already (skipped on resume)
+    pending: list[VideoItem]  # what is left to extract (at most --limit)
+    skipped: int  # this shard's videos that are done
+    failures: FailureLog
+
+
+def plan_shard(args: argparse.Namespace, kind: str, suffixes: Sequence[str],
+               check_args: Callable[[], None] | None = None) -> ShardPlan:
+    """The start of both extractors' runs: this shard's videos (`list_videos`, `take_shard`), ``check_args``
+    (argument checks that follow the listing), the output folders (`check_output`), what is done and what is
+    left (`finished_ids` with ``suffixes``, `iter_pending`), the failure log; logs the counts."""
+    out = Path(args.out)
+    shard_index, shard_count = parse_shard(args.shard)
+    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim, args.qa_mapping)
+    items = take_shard(videos, shard_index, shard_count)
+    if check_args is not None:
+        check_args()
+    folder = check_output(out, kind, args.failures)
+    done = finished_ids(folder, suffixes)
+    skipped = sum(item.video_id in done for item in items)
+    pending = list(iter_pending(items, done, args.limit))
+    failures = FailureLog(args.failures or out / FAILURES_NAME, kind)
+    logging.getLogger(f"videoblip2.features.{kind}").info(
+        "%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    return ShardPlan(out, folder, items, done, pending, skipped, failures)
+
+
 # ----------------------------------------------------------------------------------------------
 # decoding workers + batching
 

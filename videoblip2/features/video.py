@@ -11,7 +11,6 @@ videos to ``FEATURES/failures.jsonl`` and exits non-zero if any failed. Re-runni
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ if TYPE_CHECKING:  # the model stack loads after the arguments are parsed (`--he
     from .common import RunSummary, VideoItem
     from videoblip2.extract import ClipFrameEncoder
 
-logger = logging.getLogger("videoblip2.features.video")
 
 # meta.json["video"] keys that must agree before new features join existing ones
 CHECKED_KEYS = ("model", "pretrained", "weights_sha256", "layer", "num_frames", "fps", "dim", "dtype", "quick_gelu")
@@ -90,18 +88,11 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
     import torch
 
     from .common import (
-        FAILURES_NAME,
-        FailureLog,
         RunSummary,
-        check_output,
         check_settings,
         feature_writer,
-        finished_ids,
-        iter_pending,
-        list_videos,
-        parse_shard,
+        plan_shard,
         run_extraction,
-        take_shard,
         update_meta,
         weights_fingerprint,
     )
@@ -111,17 +102,9 @@ def run(args: argparse.Namespace, encoder: ClipFrameEncoder | None = None) -> Ru
 
     # a missing or offline-only weights source: one line, before the videos are listed
     check_clip_source(args.clip_model, args.clip_pretrained)
-    out = Path(args.out)
-    folder = out / "video"
-    shard_index, shard_count = parse_shard(args.shard)
-    videos = list_videos(args.inputs, args.video_dir, args.split, args.ann_format, args.trim, args.qa_mapping)
-    items = take_shard(videos, shard_index, shard_count)
-    check_output(out, "video", args.failures)
-    done = finished_ids(folder, [".npy"])
-    pending = list(iter_pending(items, done, args.limit))
-    failures = FailureLog(args.failures or out / FAILURES_NAME, "video")
-    skipped = sum(item.video_id in done for item in items)
-    logger.info("%d videos in shard %s, %d already done, %d to do", len(items), args.shard, skipped, len(pending))
+    plan = plan_shard(args, "video", [".npy"])
+    out, folder, items, done, pending, skipped, failures = (
+        plan.out, plan.folder, plan.items, plan.done, plan.pending, plan.skipped, plan.failures)
     settings = {
         "model": args.clip_model if not args.clip_model.endswith(".json") else Path(args.clip_model).stem,
         "pretrained": pretrained_label(args.clip_pretrained),
