@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -333,28 +334,25 @@ def run_seeds_in_parallel(argv: list[str], run: Path, args: argparse.Namespace, 
     base = _without(list(argv), "--seeds", "--first-seed", "--jobs")
     logs = run / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    waiting = list(range(args.first_seed, args.first_seed + args.seeds))
-    running: dict[int, tuple[subprocess.Popen, float]] = {}
-    failed, start = [], time.time()
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            seed = waiting.pop(0)
-            log = open(logs / f"seed{seed}.log", "w")
-            child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *base, "--seeds", "1",
-                                      "--first-seed", str(seed), "--jobs", "1", "--no-table"],
-                                     stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            running[seed] = (child, time.time())
-            print(f"seed {seed}: started (log {logs / f'seed{seed}.log'})", flush=True)
-        time.sleep(1)
-        for seed, (child, began) in list(running.items()):
-            if child.poll() is not None:
-                del running[seed]
-                state = "done" if child.returncode == 0 else f"FAILED (exit {child.returncode})"
-                print(f"seed {seed}: {state} in {time.time() - began:.0f} s", flush=True)
-                if child.returncode:
-                    failed.append(seed)
+
+    def run_seed(seed: int) -> int:
+        log = logs / f"seed{seed}.log"
+        print(f"seed {seed}: started (log {log})", flush=True)
+        began = time.time()
+        with open(log, "w") as handle:
+            code = subprocess.run([sys.executable, str(Path(__file__).resolve()), *base, "--seeds", "1",
+                                   "--first-seed", str(seed), "--jobs", "1", "--no-table"],
+                                  stdout=handle, stderr=subprocess.STDOUT).returncode
+        state = "done" if code == 0 else f"FAILED (exit {code})"
+        print(f"seed {seed}: {state} in {time.time() - began:.0f} s", flush=True)
+        return code
+
+    start = time.time()
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(run_seed, seeds))
     print(f"all seeds: {time.time() - start:.0f} s with {jobs} parallel jobs", flush=True)
+    failed = [seed for seed, code in zip(seeds, codes) if code]
     if failed:
         sys.exit(f"recipe_table: seed(s) {', '.join(map(str, failed))} failed; see {logs}/seedS.log")
 
