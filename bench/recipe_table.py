@@ -362,11 +362,11 @@ def main(argv=None) -> dict:
     run = Path(args.run)
     data = Path(args.data) if args.data else run / "data"
     jobs = min(args.seeds, args.jobs or os.cpu_count() or 1)
-    if not args.table_only and jobs > 1:
+    if not args.table_only:
         learning.ensure_data(data, args.difficulty, args.size)
+    if not args.table_only and jobs > 1:
         run_seeds_in_parallel(argv if argv is not None else sys.argv[1:], run, args, jobs)
     elif not args.table_only:
-        learning.ensure_data(data, args.difficulty, args.size)
         last = args.first_seed + args.seeds - 1
         tag = f"s{args.first_seed}-{last}"
         seeds = ["--seeds", str(args.seeds), "--first-seed", str(args.first_seed)]
