@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.learning import ablated, ensure_data  # noqa: E402
+from bench.learning import CE_SETTINGS, ablated, ensure_data  # noqa: E402
 from bench.seeds import fmt, summarize  # noqa: E402
 from videoblip2 import synth, tiny  # noqa: E402
 from videoblip2.annotations import load_annotations  # noqa: E402
@@ -97,8 +97,8 @@ def main(argv=None) -> dict:
                 try:
                     train_ce.main(["--tiny", "--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"),
                                    "--no-progress", "--num-threads", str(args.num_threads), "--out", str(out),
-                                   "--max-steps", str(args.ce_steps), "--seed", str(seed), "--batch-size", "32",
-                                   "--lr", "2e-3", "--dropout", "0", "--overwrite"])
+                                   "--max-steps", str(args.ce_steps), "--seed", str(seed), *CE_SETTINGS,
+                                   "--overwrite"])
                 finally:
                     tiny.tiny_config = original
             model = VideoBLIP2.from_pretrained(out / "best")

@@ -74,6 +74,10 @@ def scst_runs() -> dict[str, tuple[str, list[str]]]:
     return runs
 
 
+# the tiny model's train_ce settings in every learning benchmark (bench/frame_order.py trains with them too)
+CE_SETTINGS = ("--batch-size", "32", "--lr", "2e-3", "--dropout", "0")
+
+
 def ablated(mode: str):
     """The test-time ablation of `predict --ablate MODE` (videoblip2.data.ablate_features, seed 0)."""
     return lambda batch: ablate_features(batch, mode, seed=0)
@@ -169,7 +173,7 @@ def main(argv=None) -> dict:
         rows["(a) most common training caption"] = score({v: most_common for v in refs}, refs, latents,
                                                          args.metrics)
         timed("ce", train_ce.main, ["--tiny", *common, "--out", str(out / "ce"), *ce_length, "--seed", str(seed),
-                                    "--batch-size", "32", "--lr", "2e-3", "--dropout", "0", "--overwrite"])
+                                    *CE_SETTINGS, "--overwrite"])
         ce = VideoBLIP2.from_pretrained(out / "ce" / "best")
         store = FeatureStore(data, list(refs), max_frames=ce.config.max_frames,
                              max_audio_windows=ce.config.max_audio_windows)
