@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,30 +78,23 @@ def main(argv=None) -> dict:
     if args.min_visibility is None:
         ensure_data(data, "recipe", None)
     elif not (data / "meta.json").exists():
-        level = synth.LEVELS["recipe"]
-        synth.LEVELS["recipe"] = dataclasses.replace(level, min_visibility=args.min_visibility)
-        try:
+        level = dataclasses.replace(synth.LEVELS["recipe"], min_visibility=args.min_visibility)
+        with mock.patch.dict(synth.LEVELS, {"recipe": level}):
             synth.generate(data, difficulty="recipe", size="recipe", progress=False)
-        finally:
-            synth.LEVELS["recipe"] = level
     refs = load_annotations(data / "test_videodatainfo.json", split="test")
     latents = synth.latent_factors(data)
     report = {"data": str(data), "settings": vars(args), "rows": {}, "summary": {}}
-    original = tiny.tiny_config
     for scale in args.scales:
         rows = report["rows"].setdefault(f"{scale:g}", {})
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             out = run / f"scale{scale:g}" / f"seed{seed}"
             start = time.time()
             if not (args.reuse and (out / "best" / "config.json").exists()):
-                tiny.tiny_config = with_time_init_scale(scale)
-                try:
+                with mock.patch.object(tiny, "tiny_config", with_time_init_scale(scale)):
                     train_ce.main(["--tiny", "--features", str(data), "--ann", str(data / "train_val_videodatainfo.json"),
                                    "--no-progress", "--num-threads", str(args.num_threads), "--out", str(out),
                                    "--max-steps", str(args.ce_steps), "--seed", str(seed), *CE_SETTINGS,
                                    "--overwrite"])
-                finally:
-                    tiny.tiny_config = original
             model = VideoBLIP2.from_pretrained(out / "best")
             assert model.config.video_time_init_scale == scale, (model.config.video_time_init_scale, scale)
             store = FeatureStore(data, list(refs), max_frames=model.config.max_frames,
